@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Module map (dependencies point up; no cycles):
+///   CZstd, CJSONC      system libraries (pkg-config)
+///   TensorIO           mapped files, bounded cursor, atomic writes, half floats, npy, JSON over json-c
+///   Quants             ggml tensor types: block layouts, dequantization, quantization
+///   GGUF               GGUF reader / writer
+///   Safetensors        safetensors reader / writer, sharded index
+///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers
+///   softprompt (Tools) the command-line interface
+let package = Package(
+    name: "SoftPromptKit",
+    products: [
+        .library(name: "TensorIO", targets: ["TensorIO"]),
+        .library(name: "Quants", targets: ["Quants"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "Safetensors", targets: ["Safetensors"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .executable(name: "softprompt", targets: ["softprompt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
+            providers: [.apt(["libjson-c-dev"])]),
+        .target(name: "TensorIO", dependencies: ["CJSONC", "CZstd"]),
+        .target(name: "Quants", dependencies: ["TensorIO"]),
+        .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
+        .target(name: "Safetensors", dependencies: ["TensorIO"]),
+        .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
+        .executableTarget(
+            name: "softprompt",
+            dependencies: [
+                "TensorIO", "Quants", "GGUF", "Safetensors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tools/softprompt"),
+
+        .target(name: "TestSupport", dependencies: ["TensorIO"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
+        .testTarget(name: "QuantsTests", dependencies: ["Quants", "TestSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef SOFTPROMPTKIT_CJSONC_SHIM_H
+#define SOFTPROMPTKIT_CJSONC_SHIM_H
+#include <json.h>
+#endif

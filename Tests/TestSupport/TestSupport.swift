@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TensorIO
+
+/// Shared helpers for the test targets: fixture paths, temporary files, approximate comparison.
+public enum TestSupport {
+    /// The repository root, derived from this source file's location (no Foundation, no bundles).
+    public static var repositoryRoot: String {
+        var path = "\(#filePath)"
+        for _ in 0 ..< 3 {  // .../Tests/TestSupport/TestSupport.swift -> repo root
+            if let slash = path.lastIndex(of: "/") { path = String(path[..<slash]) }
+        }
+        return path
+    }
+
+    /// Path of a committed fixture under `Tests/Fixtures/`.
+    public static func fixture(_ relative: String) -> String {
+        repositoryRoot + "/Tests/Fixtures/" + relative
+    }
+
+    /// Path of a file under `Formats/` (golden vectors).
+    public static func formats(_ relative: String) -> String {
+        repositoryRoot + "/Formats/" + relative
+    }
+
+    /// A fresh temporary directory (removed by the OS; tests may leave files in it).
+    public static func temporaryDirectory(_ tag: String = "test") -> String {
+        var template = Array("/tmp/softpromptkit-\(tag)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        return String(cString: template)
+    }
+
+    /// Writes `bytes` to a new temporary file and returns its path.
+    public static func temporaryFile(_ bytes: [UInt8], name: String = "file.bin") throws -> String {
+        let path = temporaryDirectory() + "/" + name
+        try AtomicFile.write(to: path, bytes: bytes)
+        return path
+    }
+
+    /// The default real model, when the bootstrap script has fetched it (nil otherwise).
+    public static var defaultModelPath: String? {
+        if let path = environmentValue("SOFTPROMPT_MODEL"), fileExists(path) { return path }
+        let home = environmentValue("XDG_CACHE_HOME") ?? ((environmentValue("HOME") ?? "/root") + "/.cache")
+        let path = home + "/softpromptkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        return fileExists(path) ? path : nil
+    }
+
+    /// Largest absolute difference between two equally long float arrays (infinity if lengths differ).
+    public static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count else { return .infinity }
+        var worst: Float = 0
+        for i in a.indices {
+            let d = abs(a[i] - b[i])
+            if d.isNaN { return .infinity }
+            worst = max(worst, d)
+        }
+        return worst
+    }
+}
