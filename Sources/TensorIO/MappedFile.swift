@@ -125,3 +125,18 @@ public func environmentValue(_ name: String) -> String? {
     let value = String(cString: raw)
     return value.isEmpty ? nil : value
 }
+
+/// The names in a directory (without "." and ".."), sorted.
+/// - Throws: `FileError` when the directory cannot be read.
+public func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else { throw FileError(operation: "opendir", path: path, errno: errnoValue()) }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}

@@ -42,8 +42,9 @@ public enum TestSupport {
     /// The default real model, when the bootstrap script has fetched it (nil otherwise).
     public static var defaultModelPath: String? {
         if let path = environmentValue("SOFTPROMPT_MODEL"), fileExists(path) { return path }
-        let home = environmentValue("XDG_CACHE_HOME") ?? ((environmentValue("HOME") ?? "/root") + "/.cache")
-        let path = home + "/softpromptkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        let cache = environmentValue("SOFTPROMPT_CACHE")
+            ?? ((environmentValue("XDG_CACHE_HOME") ?? ((environmentValue("HOME") ?? "/root") + "/.cache")) + "/softpromptkit")
+        let path = cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         return fileExists(path) ? path : nil
     }
 
