@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct SoftPrompt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "softprompt",
+        abstract: "Prompt tuning for local models: inspect model files, learn and run soft prompts.",
+        version: "0.1.0",
+        subcommands: [Inspect.self, Bench.self])
+}
