@@ -1,0 +1,328 @@
+// Dequantization kernels, one conformance per block type.
+//
+// Each kernel walks `blocks` blocks of `typeSize` bytes from `s` and writes `blockSize` floats per
+// block to `d`. The buffers were validated by `withValidatedRow`, so every offset below stays
+// within the block being read. The float operations are those of ggml's `dequantize_row_*` in the
+// same order (for example Q4_1 is `q * d + m`, Q6_K is `(d * scale) * q`), which makes the
+// results bit-identical to gguf-py's numpy implementation.
+
+/// ggml's `kvalues_iq4nl`: the 16 non-linear levels of IQ4_NL and IQ4_XS, as floats (exact).
+let kvaluesIQ4NL = SIMD16<Float>(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
+
+extension BlockQ4_0: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 18, out = y + b * 32
+                let d = loadHalf(p, 0)
+                for j in 0 ..< 16 {
+                    let q = loadU8(p, 2 + j)
+                    out[j] = Float(Int32(q & 0x0F) - 8) * d
+                    out[j + 16] = Float(Int32(q >> 4) - 8) * d
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ4_1: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 20, out = y + b * 32
+                let d = loadHalf(p, 0), m = loadHalf(p, 2)
+                for j in 0 ..< 16 {
+                    let q = loadU8(p, 4 + j)
+                    out[j] = Float(q & 0x0F) * d + m
+                    out[j + 16] = Float(q >> 4) * d + m
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ5_0: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 22, out = y + b * 32
+                let d = loadHalf(p, 0)
+                let qh = loadU32(p, 2)
+                for j in 0 ..< 16 {
+                    let q = UInt32(loadU8(p, 6 + j))
+                    let h0 = ((qh >> UInt32(j)) << 4) & 0x10
+                    let h1 = (qh >> UInt32(j + 12)) & 0x10
+                    out[j] = Float(Int32((q & 0x0F) | h0) - 16) * d
+                    out[j + 16] = Float(Int32((q >> 4) | h1) - 16) * d
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ5_1: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 24, out = y + b * 32
+                let d = loadHalf(p, 0), m = loadHalf(p, 2)
+                let qh = loadU32(p, 4)
+                for j in 0 ..< 16 {
+                    let q = UInt32(loadU8(p, 8 + j))
+                    let h0 = ((qh >> UInt32(j)) << 4) & 0x10
+                    let h1 = (qh >> UInt32(j + 12)) & 0x10
+                    out[j] = Float((q & 0x0F) | h0) * d + m
+                    out[j + 16] = Float((q >> 4) | h1) * d + m
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ8_0: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 34, out = y + b * 32
+                let d = loadHalf(p, 0)
+                for j in 0 ..< 32 { out[j] = Float(loadI8(p, 2 + j)) * d }
+            }
+        }
+    }
+}
+
+extension BlockIQ4_NL: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            let kv = kvaluesIQ4NL
+            for b in 0 ..< blocks {
+                let p = s + b * 18, out = y + b * 32
+                let d = loadHalf(p, 0)
+                for j in 0 ..< 16 {
+                    let q = Int(loadU8(p, 2 + j))
+                    out[j] = d * kv[q & 0x0F]
+                    out[j + 16] = d * kv[q >> 4]
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ2_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: scales[16] @0, qs[64] @16, d @80, dmin @82.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 84
+                var out = y + b * 256
+                let d = loadHalf(p, 80), dmin = loadHalf(p, 82)
+                var scaleIndex = 0
+                for half in 0 ..< 2 {
+                    let q = 16 + 32 * half
+                    for shift in stride(from: 0, to: 8, by: 2) {
+                        for part in 0 ..< 2 {
+                            let sc = loadU8(p, scaleIndex)
+                            scaleIndex += 1
+                            let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+                            for l in 0 ..< 16 {
+                                out[l] = dl * Float((loadU8(p, q + 16 * part + l) >> UInt8(shift)) & 3) - ml
+                            }
+                            out += 16
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ3_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 110
+                var out = y + b * 256
+                let dAll = loadHalf(p, 108)
+                var scaleIndex = 0
+                var mask: UInt8 = 1
+                for half in 0 ..< 2 {
+                    let q = 32 + 32 * half
+                    for shift in stride(from: 0, to: 8, by: 2) {
+                        for part in 0 ..< 2 {
+                            let i = scaleIndex
+                            scaleIndex += 1
+                            let low = (loadU8(p, 96 + i % 8) >> UInt8(4 * (i / 8))) & 0x0F
+                            let high = (loadU8(p, 104 + i % 4) >> UInt8(2 * (i / 4))) & 0x03
+                            let dl = dAll * Float(Int32(low | (high << 4)) - 32)
+                            for l in 0 ..< 16 {
+                                let k = 16 * part + l
+                                let low2 = Int32((loadU8(p, q + k) >> UInt8(shift)) & 3)
+                                let offset: Int32 = (loadU8(p, k) & mask) != 0 ? 0 : 4
+                                out[l] = dl * Float(low2 - offset)
+                            }
+                            out += 16
+                        }
+                        mask <<= 1
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ggml's `get_scale_min_k4`: scale and min of sub-block `j` from the 12 packed bytes at `p`.
+@inline(__always)
+func scaleMinK4(_ j: Int, _ p: UnsafeRawPointer) -> (scale: UInt8, min: UInt8) {
+    if j < 4 {
+        return (loadU8(p, j) & 63, loadU8(p, j + 4) & 63)
+    }
+    let scale = (loadU8(p, j + 4) & 0x0F) | ((loadU8(p, j - 4) >> 6) << 4)
+    let min = (loadU8(p, j + 4) >> 4) | ((loadU8(p, j) >> 6) << 4)
+    return (scale, min)
+}
+
+extension BlockQ4_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: d @0, dmin @2, scales[12] @4, qs[128] @16.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 144
+                let out = y + b * 256
+                let d = loadHalf(p, 0), dmin = loadHalf(p, 2)
+                for g in 0 ..< 4 {
+                    let (sc1, m1) = scaleMinK4(2 * g, p + 4)
+                    let (sc2, m2) = scaleMinK4(2 * g + 1, p + 4)
+                    let d1 = d * Float(sc1), min1 = dmin * Float(m1)
+                    let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+                    let q = 16 + 32 * g, o = out + 64 * g
+                    for l in 0 ..< 32 {
+                        let v = loadU8(p, q + l)
+                        o[l] = d1 * Float(v & 0x0F) - min1
+                        o[l + 32] = d2 * Float(v >> 4) - min2
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ5_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 176
+                let out = y + b * 256
+                let d = loadHalf(p, 0), dmin = loadHalf(p, 2)
+                for g in 0 ..< 4 {
+                    let (sc1, m1) = scaleMinK4(2 * g, p + 4)
+                    let (sc2, m2) = scaleMinK4(2 * g + 1, p + 4)
+                    let d1 = d * Float(sc1), min1 = dmin * Float(m1)
+                    let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+                    let u1 = UInt8(1) << UInt8(2 * g), u2 = UInt8(2) << UInt8(2 * g)
+                    let q = 48 + 32 * g, o = out + 64 * g
+                    for l in 0 ..< 32 {
+                        let v = loadU8(p, q + l), h = loadU8(p, 16 + l)
+                        let q1 = (v & 0x0F) + ((h & u1) != 0 ? 16 : 0)
+                        let q2 = (v >> 4) + ((h & u2) != 0 ? 16 : 0)
+                        o[l] = d1 * Float(q1) - min1
+                        o[l + 32] = d2 * Float(q2) - min2
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ6_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: ql[128] @0, qh[64] @128, scales[16] @192, d @208.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 210
+                let d = loadHalf(p, 208)
+                for half in 0 ..< 2 {
+                    let ql = 64 * half, qh = 128 + 32 * half, sc = 192 + 8 * half
+                    let out = y + b * 256 + 128 * half
+                    for l in 0 ..< 32 {
+                        let si = sc + l / 16
+                        let a = loadU8(p, ql + l), c = loadU8(p, ql + l + 32), h = loadU8(p, qh + l)
+                        let q1 = Int32((a & 0x0F) | ((h & 3) << 4)) - 32
+                        let q2 = Int32((c & 0x0F) | (((h >> 2) & 3) << 4)) - 32
+                        let q3 = Int32((a >> 4) | (((h >> 4) & 3) << 4)) - 32
+                        let q4 = Int32((c >> 4) | (((h >> 6) & 3) << 4)) - 32
+                        out[l] = d * Float(loadI8(p, si)) * Float(q1)
+                        out[l + 32] = d * Float(loadI8(p, si + 2)) * Float(q2)
+                        out[l + 64] = d * Float(loadI8(p, si + 4)) * Float(q3)
+                        out[l + 96] = d * Float(loadI8(p, si + 6)) * Float(q4)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension BlockQ8_K: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: d (float) @0, qs[256] @4, bsums[16] @260 (not needed to decode).
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            for b in 0 ..< blocks {
+                let p = s + b * 292, out = y + b * 256
+                let d = Float(bitPattern: loadU32(p, 0))
+                for j in 0 ..< 256 { out[j] = d * Float(loadI8(p, 4 + j)) }
+            }
+        }
+    }
+}
+
+extension BlockIQ4_XS: QuantFormat {
+    public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
+        throws(QuantError)
+    {
+        // Layout: d @0, scales_h @2, scales_l[4] @4, qs[128] @8.
+        try withValidatedRow(type, src, dst) { s, y, blocks in
+            let kv = kvaluesIQ4NL
+            for b in 0 ..< blocks {
+                let p = s + b * 136
+                let d = loadHalf(p, 0)
+                let scalesH = loadU16(p, 2)
+                for ib in 0 ..< 8 {
+                    let low = Int32((loadU8(p, 4 + ib / 2) >> UInt8(4 * (ib % 2))) & 0x0F)
+                    let high = Int32((scalesH >> UInt16(2 * ib)) & 3)
+                    let dl = d * Float((low | (high << 4)) - 32)
+                    let q = 8 + 16 * ib, out = y + b * 256 + 32 * ib
+                    for j in 0 ..< 16 {
+                        let v = Int(loadU8(p, q + j))
+                        out[j] = dl * kv[v & 0x0F]
+                        out[j + 16] = dl * kv[v >> 4]
+                    }
+                }
+            }
+        }
+    }
+}
