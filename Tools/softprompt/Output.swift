@@ -55,7 +55,7 @@ enum Output {
     static func error(_ text: String) {
         var line = text
         if !line.hasSuffix("\n") { line += "\n" }
-        fputs(line, stderr)
+        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
     /// Monotonic time in seconds.
@@ -65,3 +65,4 @@ enum Output {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }
+
