@@ -46,7 +46,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let path = try file ?? ModelLocator.resolve(model)
-        guard fileExists(path) else { throw ValidationError("no such file or directory: \(path)") }
+        guard fileExists(path) else { throw CLIError("no such file or directory: \(path)") }
         do {
             if !isDirectory(path), try isGGUF(path) {
                 let gguf = try GGUFFile(path: path)
