@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Llama", targets: ["Llama"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
     ],
     dependencies: [
@@ -35,10 +36,11 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
+        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "GGUF"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -50,5 +52,6 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "TestSupport"]),
     ]
 )

@@ -1,0 +1,203 @@
+import Quants
+
+/// One segment of a sequence fed to the model: raw input embeddings (the soft-prompt hook) or token ids.
+public enum ModelInput: Sendable {
+    /// `n` rows of `hiddenSize` floats, row-major.
+    case embeddings([Float])
+    /// Token ids, embedded from the model's token table.
+    case tokens([Int32])
+}
+
+/// Which rows of a forward call produce logits.
+public enum LogitsRequest: Sendable, Equatable {
+    case none
+    case last
+    case all
+    /// Row indices within this call's input (0-based).
+    case rows([Int])
+}
+
+/// A running sequence: the model, its KV cache and scratch buffers. Not thread-safe; one per sequence.
+public final class InferenceSession {
+    public let model: LlamaModel
+    /// Positions the KV cache can hold.
+    public let capacity: Int
+    /// Threads used by the matrix products and attention.
+    public var threads: Int
+    /// Positions already in the cache.
+    public private(set) var position = 0
+
+    private var kCache: [[Float]]  // per layer (capacity, Hkv, D)
+    private var vCache: [[Float]]  // per layer (capacity, Hkv, D)
+    private let rope: RoPETable
+
+    /// - Parameters:
+    ///   - capacity: positions to reserve (default: the model's context length, at most 4096).
+    ///   - threads: worker threads (default 1).
+    public init(model: LlamaModel, capacity: Int? = nil, threads: Int = 1) throws(ModelError) {
+        let cfg = model.config
+        let cap = capacity ?? min(cfg.maxPositionEmbeddings, 4096)
+        guard cap > 0, cap <= cfg.maxPositionEmbeddings else {
+            throw ModelError(.invalidInput, "capacity \(cap) is outside 1...\(cfg.maxPositionEmbeddings) (the model's context length)")
+        }
+        self.model = model
+        self.capacity = cap
+        self.threads = max(1, threads)
+        let kvSize = cap * cfg.numKeyValueHeads * cfg.headDim
+        kCache = Array(repeating: [Float](repeating: 0, count: kvSize), count: cfg.numHiddenLayers)
+        vCache = kCache
+        rope = RoPETable(dims: cfg.ropeDimensions, base: cfg.ropeTheta, mode: cfg.ropeMode,
+                         maxPositions: cap, freqScale: cfg.ropeFreqScale, freqFactors: model.ropeFreqFactors)
+    }
+
+    /// Forgets every position.
+    public func reset() { position = 0 }
+
+    /// Forgets positions from `newPosition` on (e.g. to reuse a shared prefix).
+    public func truncate(to newPosition: Int) {
+        position = max(0, min(position, newPosition))
+    }
+
+    /// Runs the model over `inputs` (appended after the cached positions) and returns the logits of the
+    /// requested rows, (R, V) row-major.
+    /// - Throws: `ModelError.invalidInput` for a malformed embedding block, a bad token id, a bad row
+    ///   request, or a sequence longer than the capacity.
+    public func forward(_ inputs: [ModelInput], logits request: LogitsRequest = .last) throws(ModelError) -> [Float] {
+        let cfg = model.config
+        let C = cfg.hiddenSize
+        var x: [Float] = []
+        for input in inputs {
+            switch input {
+            case .embeddings(let rows):
+                guard rows.count % C == 0 else {
+                    throw ModelError(.invalidInput, "embeddings hold \(rows.count) floats, not a multiple of the width \(C)")
+                }
+                x += rows
+            case .tokens(let ids):
+                x += try model.embed(ids)
+            }
+        }
+        let T = x.count / C
+        guard T > 0 else { return [] }
+        guard position + T <= capacity else {
+            throw ModelError(.invalidInput, "\(position + T) positions exceed the session's capacity of \(capacity)")
+        }
+        let rows: [Int]
+        switch request {
+        case .none: rows = []
+        case .last: rows = [T - 1]
+        case .all: rows = Array(0 ..< T)
+        case .rows(let r):
+            guard r.allSatisfy({ $0 >= 0 && $0 < T }) else {
+                throw ModelError(.invalidInput, "logit rows \(r) are outside 0..<\(T)")
+            }
+            rows = r
+        }
+        let hidden = runLayers(&x, T: T)
+        _ = hidden
+        return outputLogits(x, rows: rows)
+    }
+
+    /// The transformer blocks over `x` (T, C), in place; advances `position`.
+    private func runLayers(_ x: inout [Float], T: Int) -> Void {
+        let cfg = model.config
+        let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
+        let F = cfg.intermediateSize
+        let pos0 = position
+        let S = pos0 + T
+        var h = [Float](repeating: 0, count: T * C)          // (T, C) normed input
+        var q = [Float](repeating: 0, count: T * H * D)      // (T, H, D)
+        var kv = [Float](repeating: 0, count: T * Hkv * D)   // (T, Hkv, D) new keys / values
+        var att = [Float](repeating: 0, count: T * H * D)    // (T, H, D)
+        var proj = [Float](repeating: 0, count: T * C)       // (T, C)
+        var gate = [Float](repeating: 0, count: T * F)       // (T, F)
+        var up = [Float](repeating: 0, count: T * F)         // (T, F)
+        let positions = (0 ..< T).map { Int32(pos0 + $0) }
+        let threads = self.threads
+        for (l, layer) in model.layers.enumerated() {
+            x.withUnsafeMutableBufferPointer { xb in
+                let xp = xb.baseAddress!
+                layer.attnNorm.withUnsafeBufferPointer { w in
+                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
+                }
+                h.withUnsafeBufferPointer { hb in
+                    q.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.q, threads: threads) }
+                    kCache[l].withUnsafeMutableBufferPointer { kc in
+                        linearForward(out: kc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.k, threads: threads)
+                    }
+                    vCache[l].withUnsafeMutableBufferPointer { vc in
+                        linearForward(out: vc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.v, threads: threads)
+                    }
+                }
+                positions.withUnsafeBufferPointer { pp in
+                    q.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, T: T, heads: H, headSize: D, positions: pp.baseAddress!) }
+                    kCache[l].withUnsafeMutableBufferPointer { kc in
+                        rope.apply(kc.baseAddress! + pos0 * Hkv * D, T: T, heads: Hkv, headSize: D, positions: pp.baseAddress!)
+                    }
+                }
+                q.withUnsafeBufferPointer { qb in
+                    kCache[l].withUnsafeBufferPointer { kc in
+                        vCache[l].withUnsafeBufferPointer { vc in
+                            att.withUnsafeMutableBufferPointer { ab in
+                                let (qa, ka, va, aa) = (Int(bitPattern: qb.baseAddress), Int(bitPattern: kc.baseAddress),
+                                                        Int(bitPattern: vc.baseAddress), Int(bitPattern: ab.baseAddress))
+                                parallelFor(min(H, threads), threads: threads) { chunk in
+                                    let per = (H + min(H, threads) - 1) / min(H, threads)
+                                    let heads = chunk * per ..< min(H, chunk * per + per)
+                                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: S)
+                                    defer { scratch.deallocate() }
+                                    attentionForward(out: UnsafeMutablePointer(bitPattern: aa)!, probs: nil,
+                                                     q: UnsafePointer(bitPattern: qa)!, kCache: UnsafePointer(bitPattern: ka)!,
+                                                     vCache: UnsafePointer(bitPattern: va)!, T: T, pos0: pos0, H: H, Hkv: Hkv, D: D,
+                                                     heads: heads, scratch: scratch)
+                                }
+                            }
+                        }
+                    }
+                }
+                att.withUnsafeBufferPointer { ab in
+                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads) }
+                }
+                for i in 0 ..< T * C { xp[i] += proj[i] }
+                layer.ffnNorm.withUnsafeBufferPointer { w in
+                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
+                }
+                h.withUnsafeBufferPointer { hb in
+                    gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads) }
+                    up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads) }
+                }
+                gate.withUnsafeMutableBufferPointer { g in
+                    up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: T * F) }
+                }
+                gate.withUnsafeBufferPointer { g in
+                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads) }
+                }
+                for i in 0 ..< T * C { xp[i] += proj[i] }
+            }
+        }
+        _ = kv
+        position += T
+    }
+
+    /// Final norm and output head for the selected rows of `x` (T, C); returns (R, V).
+    private func outputLogits(_ x: [Float], rows: [Int]) -> [Float] {
+        let cfg = model.config
+        let C = cfg.hiddenSize, V = cfg.vocabSize
+        if rows.isEmpty { return [] }
+        var selected = [Float](repeating: 0, count: rows.count * C)
+        for (i, r) in rows.enumerated() {
+            for c in 0 ..< C { selected[i * C + c] = x[r * C + c] }
+        }
+        var normed = [Float](repeating: 0, count: rows.count * C)
+        selected.withUnsafeBufferPointer { s in
+            model.outputNorm.withUnsafeBufferPointer { w in
+                normed.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: s.baseAddress!, weight: w.baseAddress!, T: rows.count, C: C, eps: cfg.rmsNormEps) }
+            }
+        }
+        var logits = [Float](repeating: 0, count: rows.count * V)
+        normed.withUnsafeBufferPointer { n in
+            logits.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: n.baseAddress!, M: rows.count, layer: model.output, threads: threads) }
+        }
+        return logits
+    }
+}

@@ -1,0 +1,152 @@
+import Dispatch
+import Quants
+
+/// A frozen weight matrix of `rows` × `cols` elements (ggml order: each of the `rows` rows holds `cols`
+/// contiguous elements, in `type`), viewed in place in a read-only mapping or an owned buffer.
+///
+/// For a linear layer, `rows` is the output width N and `cols` the input width K: y = W x.
+public struct WeightMatrix: @unchecked Sendable {
+    // @unchecked: `bytes` points into storage the model keeps alive and never mutates.
+    public let name: String
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    public let rowBytes: Int
+    let bytes: UnsafeRawBufferPointer
+    let format: any QuantFormat.Type
+
+    init(name: String, type: GGMLType, rows: Int, cols: Int, bytes: UnsafeRawBufferPointer) throws(ModelError) {
+        guard let format = Quantization.format(for: type) else {
+            throw ModelError(.unsupportedTensorType(name, type),
+                             "tensor '\(name)' is \(type.name), which cannot be computed with (supported: "
+                                 + Quantization.dequantizableTypes.map(\.name).joined(separator: ", ") + ")")
+        }
+        guard let rowBytes = type.byteCount(elements: cols), rowBytes * rows == bytes.count else {
+            throw ModelError(.badShape(name, expected: [cols, rows], found: []),
+                             "tensor '\(name)' has \(bytes.count) bytes, not \(rows) rows of \(cols) \(type.name) elements")
+        }
+        self.name = name
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.rowBytes = rowBytes
+        self.bytes = bytes
+        self.format = format
+    }
+
+    /// The encoded bytes of row `r`.
+    @inline(__always) func row(_ r: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[r * rowBytes ..< (r + 1) * rowBytes])
+    }
+
+    /// Decodes row `r` into `out` (`cols` floats), exactly as gguf-py / ggml dequantize it.
+    @inline(__always) func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        // Cannot throw: the row size was checked at init against `type` and `cols`.
+        try! format.dequantizeRow(row(r), into: UnsafeMutableBufferPointer(start: out, count: cols))
+    }
+}
+
+/// A linear layer: y = W x (+ b).
+public struct Linear: Sendable {
+    public let weight: WeightMatrix
+    public let bias: [Float]?
+
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
+}
+
+/// Runs `body(chunk)` for chunks `0 ..< count` on up to `threads` threads.
+@inline(__always)
+func parallelFor(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    if threads <= 1 || count <= 1 {
+        for i in 0 ..< count { body(i) }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+}
+
+/// Y (M, N) = X (M, K) · Wᵀ (+ b), with W (N, K) in its stored type, activations in float32.
+///
+/// Exact path: every weight row is decoded to float32 exactly as ggml dequantizes it, then dotted with
+/// each activation row in float32.
+/// - Parameters:
+///   - out: (M, N) output.
+///   - x: (M, K) input.
+func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int) {
+    let W = layer.weight
+    let N = W.rows, K = W.cols
+    let chunks = max(1, min(N / 16, threads * 8))
+    let per = (N + chunks - 1) / chunks
+    let outAddress = Int(bitPattern: out), xAddress = Int(bitPattern: x)
+    parallelFor(chunks, threads: threads) { chunk in
+        let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
+        let x = UnsafePointer<Float>(bitPattern: xAddress)!
+        let n0 = chunk * per, n1 = min(N, n0 + per)
+        if n0 >= n1 { return }
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: K)
+        defer { row.deallocate() }
+        for n in n0 ..< n1 {
+            W.dequantizeRow(n, into: row)
+            let b = layer.bias?[n] ?? 0
+            for m in 0 ..< M { out[m * N + n] = dotF32(x + m * K, row, K) + b }
+        }
+    }
+}
+
+/// dX (M, K) += dY (M, N) · W (N, K): the input gradient of `linearForward` (no weight gradient).
+func linearBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int) {
+    let W = layer.weight
+    let N = W.rows, K = W.cols
+    // Parallel over activation rows m: each thread owns its dX rows, weights are decoded per thread.
+    let chunks = max(1, min(M, threads))
+    let per = (M + chunks - 1) / chunks
+    let dxAddress = Int(bitPattern: dx), dyAddress = Int(bitPattern: dy)
+    parallelFor(chunks, threads: threads) { chunk in
+        let dx = UnsafeMutablePointer<Float>(bitPattern: dxAddress)!
+        let dy = UnsafePointer<Float>(bitPattern: dyAddress)!
+        let m0 = chunk * per, m1 = min(M, m0 + per)
+        if m0 >= m1 { return }
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: K)
+        defer { row.deallocate() }
+        for n in 0 ..< N {
+            W.dequantizeRow(n, into: row)
+            for m in m0 ..< m1 {
+                let g = dy[m * N + n]
+                if g == 0 { continue }
+                axpyF32(dx + m * K, row, g, K)
+            }
+        }
+    }
+}
+
+/// sum(a[i] * b[i]) in float32 with 16 independent lanes.
+@inline(__always)
+func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD16<Float>()
+    var i = 0
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    while i + 16 <= n {
+        let va = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        let vb = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        acc += va * vb
+        i += 16
+    }
+    var sum = acc.sum()
+    while i < n { sum += a[i] * b[i]; i += 1 }
+    return sum
+}
+
+/// y[i] += alpha * x[i].
+@inline(__always)
+func axpyF32(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ alpha: Float, _ n: Int) {
+    var i = 0
+    let va = SIMD16<Float>(repeating: alpha)
+    let ry = UnsafeMutableRawPointer(y), rx = UnsafeRawPointer(x)
+    while i + 16 <= n {
+        var vy = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        vy += va * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        ry.storeBytes(of: vy, toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { y[i] += alpha * x[i]; i += 1 }
+}
