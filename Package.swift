@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "QuantsTests", dependencies: ["Quants", "TestSupport"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "TestSupport"]),
     ]
 )

@@ -16,9 +16,13 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
     case mergeOutsideVocabulary(index: Int, merge: String, missing: String)
     /// The vocabulary asks for a BOS or EOS token to be added but has no such token.
     case missingSpecialToken(String)
+    /// A GGUF file lacks a tokenizer key that is required (`tokenizer.ggml.model`, `tokenizer.ggml.tokens`).
+    case missingMetadata(String)
 
     public var description: String {
         switch self {
+        case let .missingMetadata(key):
+            return "the model file has no \(key) (it carries no tokenizer)"
         case let .unsupportedModel(name, supported):
             return "unsupported tokenizer model '\(name)'; supported: \(supported.joined(separator: ", "))"
         case let .unsupportedPreTokenizer(name, supported):

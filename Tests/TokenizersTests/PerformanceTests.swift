@@ -1,3 +1,4 @@
+import GGUF
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +17,7 @@ import Tokenizers
 
     @Test(.enabled(if: TestSupport.defaultModelPath != nil)) func encodes2000LinesQuickly() throws {
         let start = Self.seconds()
-        let tokenizer = try Tokenizer(GGUFVocabularyScanner.vocabulary(path: TestSupport.defaultModelPath!))
+        let tokenizer = try Tokenizer(TokenizerVocabulary(gguf: GGUFFile(path: TestSupport.defaultModelPath!)))
         let loaded = Self.seconds()
         let lines = Array(TokenizerFixtures.corpus.prefix(2000))
         var tokens = 0

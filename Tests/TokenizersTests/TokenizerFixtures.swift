@@ -1,3 +1,4 @@
+import GGUF
 import CZstd
 import TensorIO
 import TestSupport
@@ -170,15 +171,15 @@ enum TokenizerFixtures {
 
         func vocabulary() throws -> TokenizerVocabulary {
             if name == "smollm" {
-                return try GGUFVocabularyScanner.vocabulary(path: TestSupport.defaultModelPath!)
+                return try TokenizerVocabulary(gguf: GGUFFile(path: TestSupport.defaultModelPath!))
             }
-            if name == "spm" { return try GGUFVocabularyScanner.vocabulary(path: path("spm.gguf")) }
+            if name == "spm" { return try TokenizerVocabulary(gguf: GGUFFile(path: path("spm.gguf"))) }
             if name == "spm-phi3" {
-                var v = try GGUFVocabularyScanner.vocabulary(path: path("spm.gguf"))
+                var v = try TokenizerVocabulary(gguf: GGUFFile(path: path("spm.gguf")))
                 v.modelName = "Phi-3 Mini (test)"
                 return v
             }
-            var v = try GGUFVocabularyScanner.vocabulary(path: path("bpe.gguf"))
+            var v = try TokenizerVocabulary(gguf: GGUFFile(path: path("bpe.gguf")))
             let id = { (text: String) -> Int32 in Int32(v.tokens.firstIndex(of: text)!) }
             switch name {
             case "bpe-gpt-2": break

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/bootstrap.sh >/dev/null
 export SOFTPROMPT_MODEL="${SOFTPROMPT_MODEL:-$(Tools/scripts/bootstrap.sh)}"
-swift test "$@"
+swift test -c release -Xswiftc -enable-testing "$@"
