@@ -27,9 +27,11 @@ public enum TestSupport {
     /// A fresh temporary directory (removed by the OS; tests may leave files in it).
     public static func temporaryDirectory(_ tag: String = "test") -> String {
         var template = Array("/tmp/softpromptkit-\(tag)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        return String(cString: template)
+        let made = template.withUnsafeMutableBufferPointer { buffer -> String? in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        guard let made else { preconditionFailure("mkdtemp failed") }
+        return made
     }
 
     /// Writes `bytes` to a new temporary file and returns its path.
