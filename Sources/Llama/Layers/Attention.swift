@@ -59,3 +59,58 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// Backward of `attentionForward` for a whole sequence starting at position 0 (pos0 = 0, S = T).
+///
+///   dv[s] += sum_t p[t,s] * dout[t]
+///   dp[t,s] = dout[t] . v[s]
+///   dscore[t,s] = p[t,s] * (dp[t,s] - sum_s' p[t,s'] * dp[t,s'])
+///   dq[t] += scale * sum_s dscore[t,s] * k[s];   dk[s] += scale * sum_t dscore[t,s] * q[t]
+/// - Parameters:
+///   - dq: (T, H, D) written; dk, dv: (T, Hkv, D) accumulated into (several query heads share a KV head).
+///   - dout: (T, H, D).
+///   - probs: (T, H, T) saved by the forward.
+///   - heads: the KV heads whose query group this call handles (callers split across threads by KV head,
+///     so no two threads write the same dk/dv rows).
+///   - scratch: at least T floats.
+func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                       dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, q: UnsafePointer<Float>,
+                       k: UnsafePointer<Float>, v: UnsafePointer<Float>, T: Int, H: Int, Hkv: Int, D: Int,
+                       kvHeads: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+    let group = H / Hkv
+    let scale = 1 / Float(D).squareRoot()
+    for kvh in kvHeads {
+        for h in kvh * group ..< (kvh + 1) * group {
+            for t in 0 ..< T {
+                let p = probs + (t * H + h) * T
+                let go = dout + (t * H + h) * D
+                let qv = q + (t * H + h) * D
+                let gq = dq + (t * H + h) * D
+                for d in 0 ..< D { gq[d] = 0 }
+                // dp and the softmax correction term.
+                var correction: Double = 0
+                for s in 0 ... t {
+                    let vv = v + (s * Hkv + kvh) * D
+                    var dp: Float = 0
+                    for d in 0 ..< D { dp += go[d] * vv[d] }
+                    scratch[s] = dp
+                    correction += Double(p[s] * dp)
+                }
+                let c = Float(correction)
+                for s in 0 ... t {
+                    let ps = p[s]
+                    let gv = dv + (s * Hkv + kvh) * D
+                    for d in 0 ..< D { gv[d] += ps * go[d] }
+                    let ds = ps * (scratch[s] - c) * scale
+                    if ds == 0 { continue }
+                    let kv = k + (s * Hkv + kvh) * D
+                    let gk = dk + (s * Hkv + kvh) * D
+                    for d in 0 ..< D {
+                        gq[d] += ds * kv[d]
+                        gk[d] += ds * qv[d]
+                    }
+                }
+            }
+        }
+    }
+}
