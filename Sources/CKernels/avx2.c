@@ -1,0 +1,440 @@
+/*
+ * avx2.c — the AVX2 level (AVX2 + FMA + F16C), with an AVX-VNNI variant of the int8 kernel chosen at
+ * run time. Same algorithms as avx512.c at half the width: exact path with 16-row panels and a 6×16
+ * micro-kernel (bit-identical to the reference), int8 path on the shared packed layout.
+ */
+#include "pack.h"
+
+#if SPK_X86
+#include <immintrin.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+#define T2 __attribute__((target("avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline))
+
+/* ---- Dequantization of a row chunk (bit-identical to spk_ref_dequant) ------------------------------ */
+
+T2 INL __m256 cvt_u8x8(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)); }
+
+T2 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *y) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    switch (type) {
+    case SPK_TYPE_Q4_0:
+    case SPK_TYPE_Q4_1: {
+        const int q1 = type == SPK_TYPE_Q4_1;
+        const size_t bb = q1 ? SPK_Q4_1_BYTES : SPK_Q4_0_BYTES;
+        const __m256 off8 = _mm256_set1_ps(8.0f);
+        for (int i = 0; i < kc; i += 32) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 32 * bb;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(spk_rd16(b)));
+            const __m256 m = _mm256_set1_ps(q1 ? _cvtsh_ss(spk_rd16(b + 2)) : 0.0f);
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b + (q1 ? 4 : 2)));
+            const __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            __m256 v[4] = {cvt_u8x8(lo), cvt_u8x8(_mm_srli_si128(lo, 8)), cvt_u8x8(hi), cvt_u8x8(_mm_srli_si128(hi, 8))};
+            SPK_UNROLL
+            for (int h = 0; h < 4; h++) {
+                /* q-8 is exact in float, so subtracting in float equals the integer subtraction */
+                const __m256 r = q1 ? _mm256_add_ps(_mm256_mul_ps(v[h], d), m) : _mm256_mul_ps(_mm256_sub_ps(v[h], off8), d);
+                _mm256_storeu_ps(y + i + 8 * h, r);
+            }
+        }
+        break;
+    }
+    case SPK_TYPE_Q8_0:
+        for (int i = 0; i < kc; i += 32) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 32 * SPK_Q8_0_BYTES;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(spk_rd16(b)));
+            SPK_UNROLL
+            for (int h = 0; h < 4; h++) {
+                const __m128i q = _mm_loadl_epi64((const __m128i *)(b + 2 + 8 * h));
+                _mm256_storeu_ps(y + i + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+            }
+        }
+        break;
+    case SPK_TYPE_F16:
+        for (int i = 0; i < kc; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)(k0 + i) * 2))));
+        break;
+    case SPK_TYPE_BF16:
+        for (int i = 0; i < kc; i += 8) {
+            const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + (size_t)(k0 + i) * 2)));
+            _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        break;
+    default: spk_ref_dequant(type, row, k0, kc, y); break;
+    }
+}
+
+/* ---- 8×8 float transpose -------------------------------------------------------------------------- */
+
+T2 INL void tr8(__m256 r[8]) {
+    __m256 t[8];
+    SPK_UNROLL
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        r[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) { /* r[j] lane L = column 4L+j of rows 0..3, r[4+j] of rows 4..7 */
+        t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
+        t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
+    }
+    SPK_UNROLL
+    for (int i = 0; i < 8; i++) r[i] = t[i];
+}
+
+/* ---- Exact path: Y = X · Wᵀ ----------------------------------------------------------------------- */
+
+#define NR 16
+#define MR 6
+#define KC 256
+
+T2 static void pack_panel(int type, const uint8_t *W, size_t row_bytes, int n, int nr, int k0, int kc, float *tmp,
+                          float *pack) {
+    for (int r = 0; r < NR; r++) {
+        if (r < nr) deq_chunk(type, W + (size_t)(n + r) * row_bytes, k0, kc, tmp + (size_t)r * kc);
+        else memset(tmp + (size_t)r * kc, 0, (size_t)kc * sizeof(float));
+    }
+    SPK_UNROLL
+    for (int g = 0; g < NR / 8; g++) {
+        for (int kk = 0; kk < kc; kk += 8) {
+            __m256 v[8];
+            SPK_UNROLL
+            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(tmp + (size_t)(g * 8 + i) * kc + kk);
+            tr8(v);
+            SPK_UNROLL
+            for (int i = 0; i < 8; i++) _mm256_store_ps(pack + (size_t)(kk + i) * NR + g * 8, v[i]);
+        }
+    }
+}
+
+/* y: a full 16-wide tile (the driver redirects partial tiles through a buffer). */
+T2 INL void mk_f32(const int mr, const int kc, const float *x, const size_t ldx, const float *p, float *y,
+                   const size_t ldy, const int first) {
+    __m256 c0[MR], c1[MR];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        c0[i] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + i * ldy);
+        c1[i] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + i * ldy + 8);
+    }
+    for (int k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(p + (size_t)k * NR), b1 = _mm256_load_ps(p + (size_t)k * NR + 8);
+        SPK_UNROLL
+        for (int i = 0; i < mr; i++) {
+            const __m256 a = _mm256_broadcast_ss(x + i * ldx + k);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        _mm256_storeu_ps(y + i * ldy, c0[i]);
+        _mm256_storeu_ps(y + i * ldy + 8, c1[i]);
+    }
+}
+
+T2 static void mk_f32_any(int mr, int kc, const float *x, size_t ldx, const float *p, float *y, size_t ldy, int first,
+                          int nr) {
+    float tile[MR * NR];
+    float *yt = y;
+    size_t ldt = ldy;
+    if (nr < NR) { /* partial tile: work on a copy */
+        for (int i = 0; i < mr; i++)
+            for (int l = 0; l < NR; l++) tile[i * NR + l] = (!first && l < nr) ? y[i * ldy + l] : 0.0f;
+        yt = tile;
+        ldt = NR;
+    }
+    switch (mr) {
+#define C_(R) case R: mk_f32(R, kc, x, ldx, p, yt, ldt, first); break;
+        C_(1) C_(2) C_(3) C_(4) C_(5) C_(6)
+#undef C_
+    default: break;
+    }
+    if (nr < NR) {
+        for (int i = 0; i < mr; i++)
+            for (int l = 0; l < nr; l++) y[i * ldy + l] = tile[i * NR + l];
+    }
+}
+
+T2 static int matmul_f32(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X, int M,
+                         int ldx, float *Y, int ldy) {
+    float *tmp = spk_alloc((size_t)NR * KC * sizeof(float));
+    float *pack = spk_alloc((size_t)NR * KC * sizeof(float));
+    if (!tmp || !pack) {
+        free(tmp);
+        free(pack);
+        return SPK_ENOMEM;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        const int nr = SPK_MIN(NR, n1 - n);
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = SPK_MIN(KC, K - k0);
+            pack_panel(type, W, row_bytes, n, nr, k0, kc, tmp, pack);
+            for (int m = 0; m < M; m += MR)
+                mk_f32_any(SPK_MIN(MR, M - m), kc, X + (size_t)m * ldx + k0, (size_t)ldx, pack, Y + (size_t)m * ldy + n,
+                           (size_t)ldy, k0 == 0, nr);
+        }
+    }
+    free(tmp);
+    free(pack);
+    return SPK_OK;
+}
+
+/* ---- Exact path, transposed: dX += dY · W --------------------------------------------------------- */
+
+T2 INL void mk_t(const int mr, const int nc, const float *dy, const size_t ldy, const float *p, const size_t ps,
+                 float *dx, const size_t ldx) {
+    __m256 c0[MR], c1[MR];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        c0[i] = _mm256_loadu_ps(dx + i * ldx);
+        c1[i] = _mm256_loadu_ps(dx + i * ldx + 8);
+    }
+    for (int n = 0; n < nc; n++) {
+        const __m256 b0 = _mm256_load_ps(p + (size_t)n * ps), b1 = _mm256_load_ps(p + (size_t)n * ps + 8);
+        SPK_UNROLL
+        for (int i = 0; i < mr; i++) {
+            const __m256 a = _mm256_broadcast_ss(dy + i * ldy + n);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        _mm256_storeu_ps(dx + i * ldx, c0[i]);
+        _mm256_storeu_ps(dx + i * ldx + 8, c1[i]);
+    }
+}
+
+T2 static void mk_t_any(int mr, int nc, const float *dy, size_t ldy, const float *p, size_t ps, float *dx, size_t ldx) {
+    switch (mr) {
+#define C_(R) case R: mk_t(R, nc, dy, ldy, p, ps, dx, ldx); break;
+        C_(1) C_(2) C_(3) C_(4) C_(5) C_(6)
+#undef C_
+    default: break;
+    }
+}
+
+T2 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N, int K, const float *dY, int M, int ldy,
+                           float *dX, int ldx, int k0, int k1) {
+    (void)K;
+    const int pw = spk_is_kquant(type) ? 256 : 32;
+    const int nc_max = 8192 / pw;
+    float *pack = spk_alloc((size_t)nc_max * pw * sizeof(float));
+    if (!pack) return SPK_ENOMEM;
+    for (int kb = k0; kb < k1; kb += pw) {
+        const int kw = SPK_MIN(pw, k1 - kb);
+        for (int n = 0; n < N; n += nc_max) {
+            const int nc = SPK_MIN(nc_max, N - n);
+            for (int r = 0; r < nc; r++) deq_chunk(type, W + (size_t)(n + r) * row_bytes, kb, kw, pack + (size_t)r * pw);
+            for (int m = 0; m < M; m += MR) {
+                const int mr = SPK_MIN(MR, M - m);
+                for (int s = 0; s < kw; s += 16)
+                    mk_t_any(mr, nc, dY + (size_t)m * ldy + n, (size_t)ldy, pack + s, (size_t)pw,
+                             dX + (size_t)m * ldx + kb + s, (size_t)ldx);
+            }
+        }
+    }
+    free(pack);
+    return SPK_OK;
+}
+
+/* ---- Int8 path (two variants from one source) ----------------------------------------------------- */
+
+#define MRQ2 4
+#define KCQ2 512
+
+INL size_t act_off(const int type, const int j) {
+    switch (type) {
+    case SPK_TYPE_Q4_K: return (size_t)(j >> 3) * SPK_Q8_K_BYTES + 4 + (j & 7) * 32;
+    case SPK_TYPE_Q6_K: return (size_t)(j >> 4) * SPK_Q8_K_BYTES + 4 + (j & 15) * 16;
+    default: return (size_t)j * SPK_Q8_0_BYTES + 2;
+    }
+}
+
+#define Q8_TARGET T2
+#define Q8_VNNI 0
+#define Q8_NAME(x) x##_mb
+#include "avx2_q8.inc"
+#undef Q8_TARGET
+#undef Q8_VNNI
+#undef Q8_NAME
+
+#define Q8_TARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define Q8_VNNI 1
+#define Q8_NAME(x) x##_vnni
+#include "avx2_q8.inc"
+#undef Q8_TARGET
+#undef Q8_VNNI
+#undef Q8_NAME
+
+static int matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
+                     size_t xq_rb, int M, float *Y, int ldy) {
+    if (spk_has_avx_vnni()) return matmul_q8_vnni(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
+    return matmul_q8_mb(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
+}
+
+/* Exposed for the tests: the maddubs variant even on machines with AVX-VNNI. */
+int spk_avx2_matmul_q8_maddubs(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
+                               size_t xq_rb, int M, float *Y, int ldy);
+int spk_avx2_matmul_q8_maddubs(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
+                               size_t xq_rb, int M, float *Y, int ldy) {
+    return matmul_q8_mb(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
+}
+
+/* ---- Helpers -------------------------------------------------------------------------------------- */
+
+T2 INL __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365478515625f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n for n in [-126, 127]: build the exponent bits directly */
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+T2 INL float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+T2 static float dot(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float acc = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) acc = fmaf(a[i], b[i], acc);
+    return acc;
+}
+
+T2 static void axpy(int n, float alpha, const float *x, float *y) {
+    const __m256 a = _mm256_set1_ps(alpha);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(alpha, x[i], y[i]);
+}
+
+T2 static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
+    const float ss = dot(x, x, n);
+    const float sc = 1.0f / sqrtf(ss / (float)n + eps);
+    const __m256 s = _mm256_set1_ps(sc);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
+        if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) {
+        const float v = x[i] * sc;
+        y[i] = w ? v * w[i] : v;
+    }
+}
+
+T2 static void softmax(float *x, int n) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    const __m256 vmax = _mm256_set1_ps(mx);
+    __m256 vs = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    float sum = hsum8(vs);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+T2 static void silu_mul(const float *g, const float *u, float *o, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+T2 static void f16_to_f32(const uint16_t *s, float *d, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    for (; i < n; i++) d[i] = spk_f16_to_f32(s[i]);
+}
+
+T2 static void f32_to_f16(const float *s, uint16_t *d, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) d[i] = spk_f32_to_f16(s[i]);
+}
+
+T2 static void bf16_to_f32(const uint16_t *s, float *d, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+        _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) d[i] = spk_bf16_to_f32(s[i]);
+}
+
+T2 static void f32_to_bf16(const float *s, uint16_t *d, int n) {
+    int i = 0;
+    const __m256i absm = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+    for (; i + 8 <= n; i += 8) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(s + i));
+        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+        const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+        const __m256i q = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, absm), inf);
+        const __m256i v = _mm256_blendv_epi8(r, q, nan);
+        /* pack 8 × u32 (values < 65536) into 8 × u16 */
+        const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storeu_si128((__m128i *)(d + i), packed);
+    }
+    for (; i < n; i++) d[i] = spk_f32_to_bf16(s[i]);
+}
+
+const struct spk_kernels spk_kernels_avx2_table = {
+    .isa = SPK_ISA_AVX2,
+    .matmul_f32 = matmul_f32,
+    .matmul_t_f32 = matmul_t_f32,
+    .matmul_q8 = matmul_q8,
+    .rmsnorm = rmsnorm,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .dot = dot,
+    .axpy = axpy,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+};
+
+#endif

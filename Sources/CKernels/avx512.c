@@ -1,0 +1,582 @@
+/*
+ * avx512.c — the AVX-512 level (F + BW + VL + VNNI). Every function carries its own target attribute;
+ * nothing here runs unless api.c found the features (cpuid + xgetbv).
+ *
+ * Exact path: panels of 32 weight rows × 256 columns are dequantized (bit-exact), transposed to
+ * [k][32] and multiplied by a 12×32 register-blocked micro-kernel that broadcasts X[m,k] and runs one
+ * fma chain per output in k order — the same chain as the scalar reference, so results are identical.
+ * Int8 path: 16-row groups packed by sub-block (pack.h) and a micro-kernel of up to 8 rows that runs
+ * vpdpbusd on broadcast activation dwords, then the contract's float steps per sub-block.
+ */
+#include "pack.h"
+
+#if SPK_X86
+#include <immintrin.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline))
+
+/* ---- Dequantization of a row chunk (bit-identical to spk_ref_dequant) ------------------------------ */
+
+T512 INL __m512 cvt_u8x16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)); }
+
+T512 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *y) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    switch (type) {
+    case SPK_TYPE_Q4_0:
+        for (int i = 0; i < kc; i += 32) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 32 * SPK_Q4_0_BYTES;
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss(spk_rd16(b)));
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+            const __m512i eight = _mm512_set1_epi32(8);
+            const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, m4)), eight));
+            const __m512 hi = _mm512_cvtepi32_ps(
+                _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), m4)), eight));
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(lo, d));
+            _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(hi, d));
+        }
+        break;
+    case SPK_TYPE_Q4_1:
+        for (int i = 0; i < kc; i += 32) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 32 * SPK_Q4_1_BYTES;
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss(spk_rd16(b)));
+            const __m512 m = _mm512_set1_ps(_cvtsh_ss(spk_rd16(b + 2)));
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b + 4));
+            const __m512 lo = cvt_u8x16(_mm_and_si128(q, m4));
+            const __m512 hi = cvt_u8x16(_mm_and_si128(_mm_srli_epi16(q, 4), m4));
+            _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_mul_ps(lo, d), m));
+            _mm512_storeu_ps(y + i + 16, _mm512_add_ps(_mm512_mul_ps(hi, d), m));
+        }
+        break;
+    case SPK_TYPE_Q8_0:
+        for (int i = 0; i < kc; i += 32) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 32 * SPK_Q8_0_BYTES;
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss(spk_rd16(b)));
+            const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+            const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(lo, d));
+            _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(hi, d));
+        }
+        break;
+    case SPK_TYPE_Q4_K:
+        for (int i = 0; i < kc; i += 256) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 256 * SPK_Q4_K_BYTES;
+            const float d = _cvtsh_ss(spk_rd16(b)), dmin = _cvtsh_ss(spk_rd16(b + 2));
+            for (int j = 0; j < 8; j++) {
+                int sc, mn;
+                spk_q4k_scale_min(j, b + 4, &sc, &mn);
+                const __m512 ds = _mm512_set1_ps(d * (float)sc), mm = _mm512_set1_ps(dmin * (float)mn);
+                const uint8_t *qs = b + 16 + (j >> 1) * 32;
+                for (int h = 0; h < 2; h++) {
+                    __m128i q = _mm_loadu_si128((const __m128i *)(qs + 16 * h));
+                    if (j & 1) q = _mm_srli_epi16(q, 4);
+                    const __m512 v = cvt_u8x16(_mm_and_si128(q, m4));
+                    _mm512_storeu_ps(y + i + 32 * j + 16 * h, _mm512_sub_ps(_mm512_mul_ps(ds, v), mm));
+                }
+            }
+        }
+        break;
+    case SPK_TYPE_F16:
+        for (int i = 0; i < kc; i += 16)
+            _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)(k0 + i) * 2))));
+        break;
+    case SPK_TYPE_BF16:
+        for (int i = 0; i < kc; i += 16) {
+            const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + (size_t)(k0 + i) * 2)));
+            _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+        }
+        break;
+    default: spk_ref_dequant(type, row, k0, kc, y); break;
+    }
+}
+
+/* ---- 16×16 float transpose ------------------------------------------------------------------------ */
+
+T512 INL void tr16(__m512 r[16]) {
+    __m512 t[16];
+    SPK_UNROLL
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    SPK_UNROLL
+    for (int i = 0; i < 4; i++) { /* r[4i+j] lane L = column 4L+j of rows 4i..4i+3 */
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);
+    }
+}
+
+/* ---- Exact path: Y = X · Wᵀ ----------------------------------------------------------------------- */
+
+#define NR 32
+#define MR 12
+#define KC 256
+
+/* Dequantizes rows [n, n+nr) × columns [k0, k0+kc) and stores them transposed: pack[k][32]. */
+T512 static void pack_panel(int type, const uint8_t *W, size_t row_bytes, int n, int nr, int k0, int kc, float *tmp,
+                            float *pack) {
+    for (int r = 0; r < NR; r++) {
+        if (r < nr) deq_chunk(type, W + (size_t)(n + r) * row_bytes, k0, kc, tmp + (size_t)r * kc);
+        else memset(tmp + (size_t)r * kc, 0, (size_t)kc * sizeof(float));
+    }
+    SPK_UNROLL
+    for (int g = 0; g < NR / 16; g++) {
+        for (int kk = 0; kk < kc; kk += 16) {
+            __m512 v[16];
+            SPK_UNROLL
+            for (int i = 0; i < 16; i++) v[i] = _mm512_loadu_ps(tmp + (size_t)(g * 16 + i) * kc + kk);
+            tr16(v);
+            SPK_UNROLL
+            for (int i = 0; i < 16; i++) _mm512_store_ps(pack + (size_t)(kk + i) * NR + g * 16, v[i]);
+        }
+    }
+}
+
+T512 INL void mk_f32(const int mr, const int kc, const float *x, const size_t ldx, const float *p, float *y,
+                     const size_t ldy, const int first, const __mmask16 k0m, const __mmask16 k1m) {
+    __m512 c0[MR], c1[MR];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        if (first) {
+            c0[i] = _mm512_setzero_ps();
+            c1[i] = _mm512_setzero_ps();
+        } else {
+            c0[i] = _mm512_maskz_loadu_ps(k0m, y + i * ldy);
+            c1[i] = _mm512_maskz_loadu_ps(k1m, y + i * ldy + 16);
+        }
+    }
+    for (int k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(p + (size_t)k * NR), b1 = _mm512_load_ps(p + (size_t)k * NR + 16);
+        SPK_UNROLL
+        for (int i = 0; i < mr; i++) {
+            const __m512 a = _mm512_set1_ps(x[i * ldx + k]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(y + i * ldy, k0m, c0[i]);
+        _mm512_mask_storeu_ps(y + i * ldy + 16, k1m, c1[i]);
+    }
+}
+
+T512 static void mk_f32_any(int mr, int kc, const float *x, size_t ldx, const float *p, float *y, size_t ldy,
+                            int first, __mmask16 a, __mmask16 b) {
+    switch (mr) {
+#define C_(R) case R: mk_f32(R, kc, x, ldx, p, y, ldy, first, a, b); break;
+        C_(1) C_(2) C_(3) C_(4) C_(5) C_(6) C_(7) C_(8) C_(9) C_(10) C_(11) C_(12)
+#undef C_
+    default: break;
+    }
+}
+
+T512 static int matmul_f32(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X,
+                           int M, int ldx, float *Y, int ldy) {
+    float *tmp = spk_alloc((size_t)NR * KC * sizeof(float));
+    float *pack = spk_alloc((size_t)NR * KC * sizeof(float));
+    if (!tmp || !pack) {
+        free(tmp);
+        free(pack);
+        return SPK_ENOMEM;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        const int nr = SPK_MIN(NR, n1 - n);
+        const __mmask16 ma = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        const __mmask16 mb = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = SPK_MIN(KC, K - k0);
+            pack_panel(type, W, row_bytes, n, nr, k0, kc, tmp, pack);
+            for (int m = 0; m < M; m += MR) {
+                mk_f32_any(SPK_MIN(MR, M - m), kc, X + (size_t)m * ldx + k0, (size_t)ldx, pack,
+                           Y + (size_t)m * ldy + n, (size_t)ldy, k0 == 0, ma, mb);
+            }
+        }
+    }
+    free(tmp);
+    free(pack);
+    return SPK_OK;
+}
+
+/* ---- Exact path, transposed: dX += dY · W --------------------------------------------------------- */
+
+T512 INL void mk_t(const int mr, const int nc, const float *dy, const size_t ldy, const float *p, const size_t ps,
+                   float *dx, const size_t ldx) {
+    __m512 c0[MR], c1[MR];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        c0[i] = _mm512_loadu_ps(dx + i * ldx);
+        c1[i] = _mm512_loadu_ps(dx + i * ldx + 16);
+    }
+    for (int n = 0; n < nc; n++) {
+        const __m512 b0 = _mm512_load_ps(p + (size_t)n * ps), b1 = _mm512_load_ps(p + (size_t)n * ps + 16);
+        SPK_UNROLL
+        for (int i = 0; i < mr; i++) {
+            const __m512 a = _mm512_set1_ps(dy[i * ldy + n]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) {
+        _mm512_storeu_ps(dx + i * ldx, c0[i]);
+        _mm512_storeu_ps(dx + i * ldx + 16, c1[i]);
+    }
+}
+
+T512 static void mk_t_any(int mr, int nc, const float *dy, size_t ldy, const float *p, size_t ps, float *dx,
+                          size_t ldx) {
+    switch (mr) {
+#define C_(R) case R: mk_t(R, nc, dy, ldy, p, ps, dx, ldx); break;
+        C_(1) C_(2) C_(3) C_(4) C_(5) C_(6) C_(7) C_(8) C_(9) C_(10) C_(11) C_(12)
+#undef C_
+    default: break;
+    }
+}
+
+T512 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N, int K, const float *dY, int M,
+                             int ldy, float *dX, int ldx, int k0, int k1) {
+    (void)K;
+    const int pw = spk_is_kquant(type) ? 256 : 32; /* panel width: one block column */
+    const int nc_max = 8192 / pw;                  /* 32 KB panels */
+    float *pack = spk_alloc((size_t)nc_max * pw * sizeof(float));
+    if (!pack) return SPK_ENOMEM;
+    for (int kb = k0; kb < k1; kb += pw) {
+        const int kw = SPK_MIN(pw, k1 - kb);
+        for (int n = 0; n < N; n += nc_max) {
+            const int nc = SPK_MIN(nc_max, N - n);
+            for (int r = 0; r < nc; r++) deq_chunk(type, W + (size_t)(n + r) * row_bytes, kb, kw, pack + (size_t)r * pw);
+            for (int m = 0; m < M; m += MR) {
+                const int mr = SPK_MIN(MR, M - m);
+                for (int s = 0; s < kw; s += 32)
+                    mk_t_any(mr, nc, dY + (size_t)m * ldy + n, (size_t)ldy, pack + s, (size_t)pw,
+                             dX + (size_t)m * ldx + kb + s, (size_t)ldx);
+            }
+        }
+    }
+    free(pack);
+    return SPK_OK;
+}
+
+/* ---- Int8 path ------------------------------------------------------------------------------------ */
+
+#define MRQ 8
+#define KCQ 512
+
+/* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
+T512 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
+                               uint8_t *out) {
+    if (nrows < 16 || spk_is_kquant(type)) {
+        spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, SPK_Q8_U8, out);
+        return;
+    }
+    const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8);
+    const size_t bb = type == SPK_TYPE_Q4_0 ? SPK_Q4_0_BYTES : type == SPK_TYPE_Q4_1 ? SPK_Q4_1_BYTES : SPK_Q8_0_BYTES;
+    const int qoff = type == SPK_TYPE_Q4_1 ? 4 : 2;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + r) * row_bytes;
+    for (int jj = 0; jj < nsb; jj++) {
+        const size_t off = (size_t)(j0 + jj) * bb;
+        uint8_t *dst = out + (size_t)jj * stride;
+        const int halves = type == SPK_TYPE_Q8_0 ? 2 : 1;
+        SPK_UNROLL
+        for (int h = 0; h < halves; h++) {
+            /* reg e, 128-bit lane g <- 16 quant bytes of row 4g+e; an in-lane 4×4 dword transpose then
+               gives T[t] with lane r = dword t of row r. */
+            __m512i R[4];
+            SPK_UNROLL
+            for (int e = 0; e < 4; e++) {
+                __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[e] + off + qoff + 16 * h)));
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 + e] + off + qoff + 16 * h)), 1);
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[8 + e] + off + qoff + 16 * h)), 2);
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[12 + e] + off + qoff + 16 * h)), 3);
+                R[e] = v;
+            }
+            const __m512i t0 = _mm512_unpacklo_epi32(R[0], R[1]), t1 = _mm512_unpackhi_epi32(R[0], R[1]);
+            const __m512i t2 = _mm512_unpacklo_epi32(R[2], R[3]), t3 = _mm512_unpackhi_epi32(R[2], R[3]);
+            __m512i T[4];
+            T[0] = _mm512_unpacklo_epi64(t0, t2);
+            T[1] = _mm512_unpackhi_epi64(t0, t2);
+            T[2] = _mm512_unpacklo_epi64(t1, t3);
+            T[3] = _mm512_unpackhi_epi64(t1, t3);
+            if (type == SPK_TYPE_Q8_0) {
+                const __m512i bias = _mm512_set1_epi8((char)0x80);
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) _mm512_store_si512(dst + (4 * h + t) * 64, _mm512_xor_si512(T[t], bias));
+            } else {
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) {
+                    _mm512_store_si512(dst + t * 64, _mm512_and_si512(T[t], m4));
+                    _mm512_store_si512(dst + (4 + t) * 64, _mm512_and_si512(_mm512_srli_epi16(T[t], 4), m4));
+                }
+            }
+        }
+        uint32_t dm[16];
+        for (int r = 0; r < 16; r++) memcpy(&dm[r], rows[r] + off, 4);
+        const __m512i v = _mm512_loadu_si512(dm);
+        float *sw = (float *)(dst + 32 * 16);
+        _mm512_store_ps(sw, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+        _mm512_store_ps(sw + 16, type == SPK_TYPE_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)))
+                                                       : _mm512_setzero_ps());
+    }
+}
+
+/* Activation-quant offset of sub-block j within a row (see spk_act_qs). */
+INL size_t act_off(const int type, const int j) {
+    switch (type) {
+    case SPK_TYPE_Q4_K: return (size_t)(j >> 3) * SPK_Q8_K_BYTES + 4 + (j & 7) * 32;
+    case SPK_TYPE_Q6_K: return (size_t)(j >> 4) * SPK_Q8_K_BYTES + 4 + (j & 15) * 16;
+    default: return (size_t)j * SPK_Q8_0_BYTES + 2;
+    }
+}
+
+T512 INL void mk_q8(const int type, const int mr, const uint8_t *pk, const int j0, const int nsb, const uint8_t *xq,
+                    const size_t xq_rb, const int32_t *init, const float *dx, const float *cx, const size_t nsb_all,
+                    float *y, const size_t ldy, const int first, const __mmask16 msk) {
+    const int steps = type == SPK_TYPE_Q6_K ? 4 : 8;
+    const int has_off = type == SPK_TYPE_Q4_1 || type == SPK_TYPE_Q4_K;
+    const size_t stride = (size_t)steps * 64 + 128;
+    __m512 c[MRQ];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) c[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(msk, y + i * ldy);
+    for (int jj = 0; jj < nsb; jj++) {
+        const uint8_t *g = pk + (size_t)jj * stride;
+        const int j = j0 + jj;
+        __m512i w[8];
+        SPK_UNROLL
+        for (int t = 0; t < steps; t++) w[t] = _mm512_load_si512(g + 64 * t);
+        const __m512 sw = _mm512_load_ps(g + 64 * steps);
+        const __m512 ow = has_off ? _mm512_load_ps(g + 64 * steps + 64) : _mm512_setzero_ps();
+        const size_t xo = act_off(type, j);
+        SPK_UNROLL
+        for (int i = 0; i < mr; i++) {
+            const uint8_t *xr = xq + i * xq_rb + xo;
+            __m512i s = _mm512_set1_epi32(init[i * nsb_all + j]);
+            SPK_UNROLL
+            for (int t = 0; t < steps; t++) {
+                int32_t v;
+                memcpy(&v, xr + 4 * t, 4);
+                s = _mm512_dpbusd_epi32(s, w[t], _mm512_set1_epi32(v));
+            }
+            const __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(dx[i * nsb_all + j]));
+            c[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, c[i]);
+            if (has_off) c[i] = _mm512_fmadd_ps(ow, _mm512_set1_ps(cx[i * nsb_all + j]), c[i]);
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(y + i * ldy, msk, c[i]);
+}
+
+#define MKQ_CASES(TYPE)                                                                                        \
+    switch (mr) {                                                                                              \
+    case 1: mk_q8(TYPE, 1, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 2: mk_q8(TYPE, 2, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 3: mk_q8(TYPE, 3, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 4: mk_q8(TYPE, 4, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 5: mk_q8(TYPE, 5, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 6: mk_q8(TYPE, 6, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    case 7: mk_q8(TYPE, 7, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;          \
+    default: mk_q8(TYPE, 8, pk, j0, nsb, xq, xq_rb, init, dx, cx, nsb_all, y, ldy, first, msk); break;         \
+    }
+
+T512 static void mk_q8_any(int type, int mr, const uint8_t *pk, int j0, int nsb, const uint8_t *xq, size_t xq_rb,
+                           const int32_t *init, const float *dx, const float *cx, size_t nsb_all, float *y,
+                           size_t ldy, int first, __mmask16 msk) {
+    switch (type) {
+    case SPK_TYPE_Q4_0: MKQ_CASES(SPK_TYPE_Q4_0) break;
+    case SPK_TYPE_Q4_1: MKQ_CASES(SPK_TYPE_Q4_1) break;
+    case SPK_TYPE_Q8_0: MKQ_CASES(SPK_TYPE_Q8_0) break;
+    case SPK_TYPE_Q4_K: MKQ_CASES(SPK_TYPE_Q4_K) break;
+    case SPK_TYPE_Q6_K: MKQ_CASES(SPK_TYPE_Q6_K) break;
+    default: break;
+    }
+}
+
+T512 static int matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
+                          size_t xq_rb, int M, float *Y, int ldy) {
+    const int sb = spk_q8_subblock(type);
+    const int nsb_all = K / sb;
+    const int kcq = SPK_MIN(KCQ, K);
+    const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8);
+    int32_t *init = spk_alloc((size_t)M * nsb_all * sizeof(int32_t));
+    float *dx = spk_alloc((size_t)M * nsb_all * sizeof(float));
+    float *cx = spk_alloc((size_t)M * nsb_all * sizeof(float));
+    uint8_t *pk = spk_alloc((size_t)(kcq / sb) * stride);
+    if (!init || !dx || !cx || !pk) {
+        free(init), free(dx), free(cx), free(pk);
+        return SPK_ENOMEM;
+    }
+    for (int m = 0; m < M; m++)
+        spk_act_terms(type, Xq + (size_t)m * xq_rb, K, 1, init + (size_t)m * nsb_all, dx + (size_t)m * nsb_all,
+                      cx + (size_t)m * nsb_all);
+    for (int n = n0; n < n1; n += 16) {
+        const int nr = SPK_MIN(16, n1 - n);
+        const __mmask16 msk = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        for (int k0 = 0; k0 < K; k0 += kcq) {
+            const int kc = SPK_MIN(kcq, K - k0);
+            const int j0 = k0 / sb, nsb = kc / sb;
+            pack_q8_group(type, W, row_bytes, n, nr, j0, nsb, pk);
+            for (int m = 0; m < M; m += MRQ) {
+                const size_t o = (size_t)m * nsb_all;
+                mk_q8_any(type, SPK_MIN(MRQ, M - m), pk, j0, nsb, Xq + (size_t)m * xq_rb, xq_rb, init + o, dx + o,
+                          cx + o, (size_t)nsb_all, Y + (size_t)m * ldy + n, (size_t)ldy, k0 == 0, msk);
+            }
+        }
+    }
+    free(init), free(dx), free(cx), free(pk);
+    return SPK_OK;
+}
+
+/* ---- Helpers -------------------------------------------------------------------------------------- */
+
+/* exp on 16 lanes: range reduction by ln 2 (Cody-Waite), degree-6 polynomial, scalef. ≤ 2 ulp. */
+T512 INL __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7228f)), _mm512_set1_ps(-103.9721f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+T512 static float dot(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T512 static void axpy(int n, float alpha, const float *x, float *y) {
+    const __m512 a = _mm512_set1_ps(alpha);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+T512 static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
+    const float ss = dot(x, x, n);
+    const __m512 s = _mm512_set1_ps(1.0f / sqrtf(ss / (float)n + eps));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+        if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+T512 static void softmax(float *x, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_mask_add_ps(sum, m, sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+T512 static void silu_mul(const float *g, const float *u, float *o, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(o + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+T512 static void f16_to_f32(const uint16_t *s, float *d, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    for (; i < n; i++) d[i] = spk_f16_to_f32(s[i]);
+}
+
+T512 static void f32_to_f16(const float *s, uint16_t *d, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(d + i), _mm512_cvtps_ph(_mm512_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) d[i] = spk_f32_to_f16(s[i]);
+}
+
+T512 static void bf16_to_f32(const uint16_t *s, float *d, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+        _mm512_storeu_ps(d + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) d[i] = spk_bf16_to_f32(s[i]);
+}
+
+T512 static void f32_to_bf16(const float *s, uint16_t *d, int n) {
+    int i = 0;
+    const __m512i expmask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+    for (; i + 16 <= n; i += 16) {
+        const __m512i x = _mm512_loadu_si512(s + i);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+        const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(x, expmask), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40)));
+        _mm256_storeu_si256((__m256i *)(d + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; i++) d[i] = spk_f32_to_bf16(s[i]);
+}
+
+const struct spk_kernels spk_kernels_avx512_table = {
+    .isa = SPK_ISA_AVX512,
+    .matmul_f32 = matmul_f32,
+    .matmul_t_f32 = matmul_t_f32,
+    .matmul_q8 = matmul_q8,
+    .rmsnorm = rmsnorm,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .dot = dot,
+    .axpy = axpy,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+};
+
+#endif
