@@ -34,7 +34,7 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]),
         .target(name: "TensorIO", dependencies: ["CJSONC", "CZstd"]),
         .target(name: "Quants", dependencies: ["TensorIO"]),
-        .target(name: "CKernels", exclude: ["avx2_q8.inc"]),
+        .target(name: "CKernels", exclude: ["avx2_q8.inc"], linkerSettings: [.linkedLibrary("m")]),
         .executableTarget(name: "kernel-bench", dependencies: ["CKernels"], path: "Tools/kernel-bench"),
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),

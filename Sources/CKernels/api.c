@@ -107,6 +107,7 @@ const char *spk_isa_name(spk_isa isa) {
 
 static const struct spk_kernels spk_kernels_scalar_table = {
     .isa = SPK_ISA_SCALAR,
+    .name = "scalar",
     .matmul_f32 = spk_ref_matmul_f32,
     .matmul_t_f32 = spk_ref_matmul_t_f32,
     .matmul_q8 = spk_ref_matmul_q8,
@@ -125,7 +126,7 @@ const spk_kernels *spk_kernels_get(spk_isa isa) {
     switch (clamp_isa((int)isa)) {
 #if SPK_X86
     case SPK_ISA_AVX512: return &spk_kernels_avx512_table;
-    case SPK_ISA_AVX2: return &spk_kernels_avx2_table;
+    case SPK_ISA_AVX2: return spk_has_avx_vnni() ? &spk_kernels_avx2vnni_table : &spk_kernels_avx2_table;
 #endif
     default: return &spk_kernels_scalar_table;
     }
@@ -134,6 +135,33 @@ const spk_kernels *spk_kernels_get(spk_isa isa) {
 const spk_kernels *spk_kernels_active(void) { return spk_kernels_get(spk_active_isa()); }
 
 spk_isa spk_kernels_isa(const spk_kernels *kern) { return kern ? kern->isa : spk_active_isa(); }
+
+const char *spk_kernels_name(const spk_kernels *kern) { return (kern ? kern : spk_kernels_active())->name; }
+
+const spk_kernels *const *spk_kernels_all(int *count) {
+    static const spk_kernels *const scalar_only[] = {&spk_kernels_scalar_table};
+#if SPK_X86
+    static const spk_kernels *const upto_avx2[] = {&spk_kernels_scalar_table, &spk_kernels_avx2_table};
+    static const spk_kernels *const upto_avx2vnni[] = {&spk_kernels_scalar_table, &spk_kernels_avx2_table,
+                                                       &spk_kernels_avx2vnni_table};
+    static const spk_kernels *const upto_avx512[] = {&spk_kernels_scalar_table, &spk_kernels_avx2_table,
+                                                     &spk_kernels_avx512_table};
+    static const spk_kernels *const everything[] = {&spk_kernels_scalar_table, &spk_kernels_avx2_table,
+                                                    &spk_kernels_avx2vnni_table, &spk_kernels_avx512_table};
+    const spk_isa best = spk_detect_isa();
+    const int vnni = spk_has_avx_vnni();
+    if (best == SPK_ISA_AVX512) {
+        if (count) *count = vnni ? 4 : 3;
+        return vnni ? everything : upto_avx512;
+    }
+    if (best == SPK_ISA_AVX2) {
+        if (count) *count = vnni ? 3 : 2;
+        return vnni ? upto_avx2vnni : upto_avx2;
+    }
+#endif
+    if (count) *count = 1;
+    return scalar_only;
+}
 
 static inline const spk_kernels *K_(const spk_kernels *kern) { return kern ? kern : spk_kernels_active(); }
 

@@ -274,20 +274,6 @@ INL size_t act_off(const int type, const int j) {
 #undef Q8_VNNI
 #undef Q8_NAME
 
-static int matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
-                     size_t xq_rb, int M, float *Y, int ldy) {
-    if (spk_has_avx_vnni()) return matmul_q8_vnni(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
-    return matmul_q8_mb(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
-}
-
-/* Exposed for the tests: the maddubs variant even on machines with AVX-VNNI. */
-int spk_avx2_matmul_q8_maddubs(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
-                               size_t xq_rb, int M, float *Y, int ldy);
-int spk_avx2_matmul_q8_maddubs(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
-                               size_t xq_rb, int M, float *Y, int ldy) {
-    return matmul_q8_mb(type, W, row_bytes, n0, n1, K, Xq, xq_rb, M, Y, ldy);
-}
-
 /* ---- Helpers -------------------------------------------------------------------------------------- */
 
 T2 INL __m256 exp8(__m256 x) {
@@ -423,9 +409,28 @@ T2 static void f32_to_bf16(const float *s, uint16_t *d, int n) {
 
 const struct spk_kernels spk_kernels_avx2_table = {
     .isa = SPK_ISA_AVX2,
+    .name = "avx2",
     .matmul_f32 = matmul_f32,
     .matmul_t_f32 = matmul_t_f32,
-    .matmul_q8 = matmul_q8,
+    .matmul_q8 = matmul_q8_mb,
+    .rmsnorm = rmsnorm,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .dot = dot,
+    .axpy = axpy,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
+    .bf16_to_f32 = bf16_to_f32,
+    .f32_to_bf16 = f32_to_bf16,
+};
+
+/* Same kernels, int8 path on AVX-VNNI (chosen by spk_kernels_get when the CPU has it). */
+const struct spk_kernels spk_kernels_avx2vnni_table = {
+    .isa = SPK_ISA_AVX2,
+    .name = "avx2-vnni",
+    .matmul_f32 = matmul_f32,
+    .matmul_t_f32 = matmul_t_f32,
+    .matmul_q8 = matmul_q8_vnni,
     .rmsnorm = rmsnorm,
     .softmax = softmax,
     .silu_mul = silu_mul,

@@ -565,6 +565,7 @@ T512 static void f32_to_bf16(const float *s, uint16_t *d, int n) {
 
 const struct spk_kernels spk_kernels_avx512_table = {
     .isa = SPK_ISA_AVX512,
+    .name = "avx512",
     .matmul_f32 = matmul_f32,
     .matmul_t_f32 = matmul_t_f32,
     .matmul_q8 = matmul_q8,

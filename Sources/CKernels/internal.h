@@ -75,8 +75,8 @@ static inline float spk_f16_to_f32(uint16_t h) {
             }
             bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
         }
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (mant << 13);
+    } else if (exp == 31) { /* infinity, or NaN made quiet (as F16C's vcvtph2ps does) */
+        bits = sign | 0x7F800000u | (mant << 13) | (mant ? 0x00400000u : 0u);
     } else {
         bits = sign | ((exp + 112) << 23) | (mant << 13);
     }
@@ -188,6 +188,7 @@ void spk_ref_f32_to_bf16(const float *s, uint16_t *d, int n);
 
 struct spk_kernels {
     spk_isa isa;
+    const char *name;
     int (*matmul_f32)(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X,
                       int M, int ldx, float *Y, int ldy);
     int (*matmul_t_f32)(int type, const uint8_t *W, size_t row_bytes, int N, int K, const float *dY, int M,
@@ -207,6 +208,7 @@ struct spk_kernels {
 
 #if SPK_X86
 extern const struct spk_kernels spk_kernels_avx2_table;
+extern const struct spk_kernels spk_kernels_avx2vnni_table;
 extern const struct spk_kernels spk_kernels_avx512_table;
 #endif
 

@@ -87,6 +87,15 @@ const spk_kernels *spk_kernels_active(void);
 /** The level a kernel set actually runs at (after clamping). */
 spk_isa spk_kernels_isa(const spk_kernels *kern);
 
+/** A kernel set's name: "scalar", "avx2", "avx2-vnni" or "avx512". */
+const char *spk_kernels_name(const spk_kernels *kern);
+
+/**
+ * Every kernel set this machine can run, lowest level first (scalar, avx2 [maddubs int8], avx2-vnni
+ * [when AVX-VNNI is present], avx512). For tests and benchmarks; sets `*count`; never NULL.
+ */
+const spk_kernels *const *spk_kernels_all(int *count);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Types                                                                                            */
 
