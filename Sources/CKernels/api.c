@@ -111,6 +111,8 @@ static const struct spk_kernels spk_kernels_scalar_table = {
     .matmul_f32 = spk_ref_matmul_f32,
     .matmul_t_f32 = spk_ref_matmul_t_f32,
     .matmul_q8 = spk_ref_matmul_q8,
+    .quantize_q8_0 = spk_ref_quantize_q8_0,
+    .quantize_q8_K = spk_ref_quantize_q8_K,
     .rmsnorm = spk_ref_rmsnorm,
     .softmax = spk_ref_softmax,
     .silu_mul = spk_ref_silu_mul,
@@ -370,21 +372,25 @@ int spk_quantize_row_q8_K(const float *x, void *y, int64_t k) {
     return SPK_OK;
 }
 
+void spk_ref_quantize_q8_0(const float *x, uint8_t *y, int k) { (void)spk_quantize_row_q8_0(x, y, k); }
+void spk_ref_quantize_q8_K(const float *x, uint8_t *y, int k) { (void)spk_quantize_row_q8_K(x, y, k); }
+
 int spk_quantize_rows(const spk_kernels *kern, int act_type, const float *X, int M, int ldx, int K, void *Xq,
                       size_t xq_row_bytes) {
-    (void)kern;
+    if (act_type != SPK_TYPE_Q8_0 && act_type != SPK_TYPE_Q8_1 && act_type != SPK_TYPE_Q8_K) return SPK_ETYPE;
     const size_t rb = spk_row_bytes(act_type, K);
-    if (M < 0 || K < 0 || ldx < K || rb == 0 || xq_row_bytes < rb) return SPK_EINVAL;
-    int (*q)(const float *, void *, int64_t);
-    switch (act_type) {
-    case SPK_TYPE_Q8_0: q = spk_quantize_row_q8_0; break;
-    case SPK_TYPE_Q8_1: q = spk_quantize_row_q8_1; break;
-    case SPK_TYPE_Q8_K: q = spk_quantize_row_q8_K; break;
-    default: return SPK_ETYPE;
-    }
+    if (M < 0 || K <= 0 || ldx < K || rb == 0 || xq_row_bytes < rb) return SPK_EINVAL;
+    if (M == 0) return SPK_OK;
+    if (!X || !Xq) return SPK_EINVAL;
+    const spk_kernels *kk = K_(kern);
     for (int m = 0; m < M; m++) {
-        const int rc = q(X + (size_t)m * ldx, (uint8_t *)Xq + (size_t)m * xq_row_bytes, K);
-        if (rc != SPK_OK) return rc;
+        const float *x = X + (size_t)m * ldx;
+        uint8_t *y = (uint8_t *)Xq + (size_t)m * xq_row_bytes;
+        switch (act_type) {
+        case SPK_TYPE_Q8_0: kk->quantize_q8_0(x, y, K); break;
+        case SPK_TYPE_Q8_K: kk->quantize_q8_K(x, y, K); break;
+        default: (void)spk_quantize_row_q8_1(x, y, K); break;
+        }
     }
     return SPK_OK;
 }

@@ -274,6 +274,88 @@ INL size_t act_off(const int type, const int j) {
 #undef Q8_VNNI
 #undef Q8_NAME
 
+/* ---- Activation quantizers (bit-identical to the reference; rows holding NaN are unspecified) -------- */
+
+T2 INL __m256 roundf8(__m256 v) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(signbit, v);
+    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));
+    return _mm256_or_ps(r, _mm256_and_ps(v, signbit));
+}
+
+T2 INL float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* 32 int32 lanes (in range of int8) to 32 bytes in order. */
+T2 INL void store_i8x32(uint8_t *dst, __m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    const __m256i v = _mm256_packs_epi16(ab, cd);
+    _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+T2 static void quantize_q8_0(const float *x, uint8_t *y, int k) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < k / 32; i++, x += 32, y += SPK_Q8_0_BYTES) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        SPK_UNROLL
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v[j]));
+        }
+        const float amax = hmax8(m);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t dh = spk_f32_to_f16(d);
+        memcpy(y, &dh, 2);
+        const __m256 s = _mm256_set1_ps(id);
+        __m256i q[4];
+        SPK_UNROLL
+        for (int j = 0; j < 4; j++) q[j] = _mm256_cvtps_epi32(roundf8(_mm256_mul_ps(v[j], s)));
+        store_i8x32(y + 2, q[0], q[1], q[2], q[3]);
+    }
+}
+
+T2 static void quantize_q8_K(const float *x, uint8_t *y, int k) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < k / 256; i++, x += 256, y += SPK_Q8_K_BYTES) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < 32; j++) m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, _mm256_loadu_ps(x + 8 * j)));
+        const float amax = hmax8(m);
+        if (amax == 0.0f) {
+            memset(y, 0, SPK_Q8_K_BYTES);
+            continue;
+        }
+        int first = 0;
+        while (fabsf(x[first]) != amax) first++;
+        const float iscale = -127.0f / x[first];
+        const __m256 s = _mm256_set1_ps(iscale);
+        const __m256i hi = _mm256_set1_epi32(127);
+        for (int j = 0; j < 8; j++) { /* 32 elements: two sums of 16 */
+            __m256i q[4];
+            SPK_UNROLL
+            for (int h = 0; h < 4; h++)
+                q[h] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + 32 * j + 8 * h))), hi);
+            store_i8x32(y + 4 + 32 * j, q[0], q[1], q[2], q[3]);
+            for (int g = 0; g < 2; g++) {
+                const __m256i t = _mm256_add_epi32(q[2 * g], q[2 * g + 1]);
+                __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+                u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4E));
+                u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xB1));
+                const int16_t sum = (int16_t)_mm_cvtsi128_si32(u);
+                memcpy(y + 260 + 2 * (2 * j + g), &sum, 2);
+            }
+        }
+        const float d = 1.0f / iscale;
+        memcpy(y, &d, 4);
+    }
+}
+
 /* ---- Helpers -------------------------------------------------------------------------------------- */
 
 T2 INL __m256 exp8(__m256 x) {
@@ -413,6 +495,8 @@ const struct spk_kernels spk_kernels_avx2_table = {
     .matmul_f32 = matmul_f32,
     .matmul_t_f32 = matmul_t_f32,
     .matmul_q8 = matmul_q8_mb,
+    .quantize_q8_0 = quantize_q8_0,
+    .quantize_q8_K = quantize_q8_K,
     .rmsnorm = rmsnorm,
     .softmax = softmax,
     .silu_mul = silu_mul,
@@ -431,6 +515,8 @@ const struct spk_kernels spk_kernels_avx2vnni_table = {
     .matmul_f32 = matmul_f32,
     .matmul_t_f32 = matmul_t_f32,
     .matmul_q8 = matmul_q8_vnni,
+    .quantize_q8_0 = quantize_q8_0,
+    .quantize_q8_K = quantize_q8_K,
     .rmsnorm = rmsnorm,
     .softmax = softmax,
     .silu_mul = silu_mul,

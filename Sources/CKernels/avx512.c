@@ -444,6 +444,60 @@ T512 static int matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, 
     return SPK_OK;
 }
 
+/* ---- Activation quantizers (bit-identical to the reference; rows holding NaN are unspecified) -------- */
+
+/* C roundf on 16 lanes: truncate, then add one where the dropped fraction is at least one half. */
+T512 INL __m512 roundf16(__m512 v) {
+    const __m512 a = _mm512_abs_ps(v);
+    const __m512 t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(a, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 r = _mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.0f));
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+T512 static void quantize_q8_0(const float *x, uint8_t *y, int k) {
+    for (int i = 0; i < k / 32; i++, x += 32, y += SPK_Q8_0_BYTES) {
+        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t dh = spk_f32_to_f16(d);
+        memcpy(y, &dh, 2);
+        const __m512 s = _mm512_set1_ps(id);
+        const __m512i q0 = _mm512_cvtps_epi32(roundf16(_mm512_mul_ps(v0, s)));
+        const __m512i q1 = _mm512_cvtps_epi32(roundf16(_mm512_mul_ps(v1, s)));
+        _mm_storeu_si128((__m128i *)(y + 2), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(y + 18), _mm512_cvtepi32_epi8(q1));
+    }
+}
+
+T512 static void quantize_q8_K(const float *x, uint8_t *y, int k) {
+    for (int i = 0; i < k / 256; i++, x += 256, y += SPK_Q8_K_BYTES) {
+        __m512 m = _mm512_setzero_ps();
+        SPK_UNROLL
+        for (int j = 0; j < 16; j++) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            memset(y, 0, SPK_Q8_K_BYTES);
+            continue;
+        }
+        int first = 0;
+        while (fabsf(x[first]) != amax) first++; /* the reference keeps the first largest magnitude */
+        const float iscale = -127.0f / x[first];
+        const __m512 s = _mm512_set1_ps(iscale);
+        for (int j = 0; j < 16; j++) { /* cvtps rounds half to even, as ggml's nearest_int */
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(s, _mm512_loadu_ps(x + 16 * j)));
+            q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y + 4 + 16 * j), _mm512_cvtepi32_epi8(q));
+            const int16_t sum = (int16_t)_mm512_reduce_add_epi32(q);
+            memcpy(y + 260 + 2 * j, &sum, 2);
+        }
+        const float d = 1.0f / iscale;
+        memcpy(y, &d, 4);
+    }
+}
+
 /* ---- Helpers -------------------------------------------------------------------------------------- */
 
 /* exp on 16 lanes: range reduction by ln 2 (Cody-Waite), degree-6 polynomial, scalef. ≤ 2 ulp. */
@@ -569,6 +623,8 @@ const struct spk_kernels spk_kernels_avx512_table = {
     .matmul_f32 = matmul_f32,
     .matmul_t_f32 = matmul_t_f32,
     .matmul_q8 = matmul_q8,
+    .quantize_q8_0 = quantize_q8_0,
+    .quantize_q8_K = quantize_q8_K,
     .rmsnorm = rmsnorm,
     .softmax = softmax,
     .silu_mul = silu_mul,

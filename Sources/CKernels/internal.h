@@ -174,6 +174,8 @@ int spk_ref_matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N, in
                          int ldy, float *dX, int ldx, int k0, int k1);
 int spk_ref_matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
                       size_t xq_row_bytes, int M, float *Y, int ldy);
+void spk_ref_quantize_q8_0(const float *x, uint8_t *y, int k);
+void spk_ref_quantize_q8_K(const float *x, uint8_t *y, int k);
 void spk_ref_rmsnorm(const float *x, const float *w, float *y, int n, float eps);
 void spk_ref_softmax(float *x, int n);
 void spk_ref_silu_mul(const float *g, const float *u, float *o, int n);
@@ -195,6 +197,9 @@ struct spk_kernels {
                         int ldy, float *dX, int ldx, int k0, int k1);
     int (*matmul_q8)(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const uint8_t *Xq,
                      size_t xq_row_bytes, int M, float *Y, int ldy);
+    /* Quantizes one activation row to Q8_0 or Q8_K (bit-identical to the reference quantizers). */
+    void (*quantize_q8_0)(const float *x, uint8_t *y, int k);
+    void (*quantize_q8_K)(const float *x, uint8_t *y, int k);
     void (*rmsnorm)(const float *x, const float *w, float *y, int n, float eps);
     void (*softmax)(float *x, int n);
     void (*silu_mul)(const float *g, const float *u, float *o, int n);

@@ -209,12 +209,25 @@ import Testing
         for (fixture, type, input) in [("act_q8_0", KT.q8_0, x), ("act_q8_1", KT.q8_1, x), ("act_q8_K", KT.q8_K, xk)] {
             let want = try KT.fixture(fixture)
             let rb = KT.rowBytes(type, k)
-            var out = [UInt8](repeating: 0xAA, count: rows * rb)
-            let rc = input.withUnsafeBufferPointer { xp in
-                out.withUnsafeMutableBytes { spk_quantize_rows(nil, type, xp.baseAddress, Int32(rows), Int32(k), Int32(k), $0.baseAddress, rb) }
+            for s in KT.kernelSets {
+                var out = [UInt8](repeating: 0xAA, count: rows * rb)
+                let rc = input.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBytes { spk_quantize_rows(s.kern, type, xp.baseAddress, Int32(rows), Int32(k), Int32(k), $0.baseAddress, rb) }
+                }
+                #expect(rc == 0)
+                #expect(KT.firstDifference(out, want.data) == nil, "\(fixture) \(s.name)")
+            }
+            // The single-row entry points are the reference itself.
+            var one = [UInt8](repeating: 0, count: rb)
+            let rc = Array(input[0 ..< k]).withUnsafeBufferPointer { xp in
+                one.withUnsafeMutableBytes { op in
+                    type == KT.q8_0 ? spk_quantize_row_q8_0(xp.baseAddress, op.baseAddress, Int64(k))
+                        : type == KT.q8_1 ? spk_quantize_row_q8_1(xp.baseAddress, op.baseAddress, Int64(k))
+                        : spk_quantize_row_q8_K(xp.baseAddress, op.baseAddress, Int64(k))
+                }
             }
             #expect(rc == 0)
-            #expect(out == want.data, "\(fixture)")
+            #expect(one == Array(want.data[0 ..< rb]), "\(fixture) single row")
         }
     }
 }
@@ -278,6 +291,30 @@ import Testing
                     #expect(KT.firstDifference(KT.bits(y), KT.bits(ref)) == nil, "\(name) \(s.name) M=\(m)")
                 }
             }
+        }
+    }
+
+    @Test func activationQuantizersAreIdenticalOnEveryLevel() {
+        var rng = SplitMix(seed: 46)
+        let (m, k) = (6, 1024)
+        var x = KT.randomFloats(m * k, rng: &rng, scale: 3)
+        for i in 0 ..< 64 { x[i] = Float(i % 32) - 15.5 }  // exact halves after scaling by 1
+        x[0] = 127
+        for i in 256 ..< 512 { x[i] = Float(i % 32) - 15.5 }
+        x[300] = -127
+        for i in 512 ..< 768 { x[i] = 0 }  // zero super-block
+        for i in 1024 ..< 2048 { x[i] *= 1e-30 }  // tiny scales
+        for type in [KT.q8_0, KT.q8_K] {
+            let rb = KT.rowBytes(type, k)
+            func run(_ kern: OpaquePointer) -> [UInt8] {
+                var out = [UInt8](repeating: 0xAA, count: m * rb)
+                _ = x.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBytes { spk_quantize_rows(kern, type, xp.baseAddress, Int32(m), Int32(k), Int32(k), $0.baseAddress, rb) }
+                }
+                return out
+            }
+            let ref = run(KT.scalar)
+            for s in KT.kernelSets.dropFirst() { #expect(KT.firstDifference(run(s.kern), ref) == nil, "type \(type) \(s.name)") }
         }
     }
 
