@@ -258,6 +258,75 @@ INL size_t act_off(const int type, const int j) {
     }
 }
 
+/* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
+T2 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
+                             int q8mode, uint8_t *out) {
+    if (nrows < 16 || spk_is_kquant(type)) {
+        spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, q8mode, out);
+        return;
+    }
+    const size_t stride = spk_pack_q8_stride(type, q8mode);
+    const size_t bb = type == SPK_TYPE_Q4_0 ? SPK_Q4_0_BYTES : type == SPK_TYPE_Q4_1 ? SPK_Q4_1_BYTES : SPK_Q8_0_BYTES;
+    const int qoff = type == SPK_TYPE_Q4_1 ? 4 : 2;
+    const int planes = (type == SPK_TYPE_Q8_0 && q8mode == SPK_Q8_SIGN) ? 2 : 1;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const uint8_t *rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + r) * row_bytes;
+    for (int jj = 0; jj < nsb; jj++) {
+        const size_t off = (size_t)(j0 + jj) * bb;
+        uint8_t *dst = out + (size_t)jj * stride;
+        const int halves = type == SPK_TYPE_Q8_0 ? 2 : 1;
+        for (int h = 0; h < halves; h++) {
+            for (int g8 = 0; g8 < 2; g8++) { /* rows 8*g8 .. 8*g8+7 */
+                /* reg e, 128-bit lane g <- 16 quant bytes of row 8*g8 + 4g + e; an in-lane 4×4 dword
+                   transpose gives T[t] with element r = dword t of row 8*g8 + r. */
+                __m256i R[4];
+                SPK_UNROLL
+                for (int e = 0; e < 4; e++) {
+                    const __m128i a = _mm_loadu_si128((const __m128i *)(rows[8 * g8 + e] + off + qoff + 16 * h));
+                    const __m128i b = _mm_loadu_si128((const __m128i *)(rows[8 * g8 + 4 + e] + off + qoff + 16 * h));
+                    R[e] = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+                }
+                const __m256i t0 = _mm256_unpacklo_epi32(R[0], R[1]), t1 = _mm256_unpackhi_epi32(R[0], R[1]);
+                const __m256i t2 = _mm256_unpacklo_epi32(R[2], R[3]), t3 = _mm256_unpackhi_epi32(R[2], R[3]);
+                const __m256i T[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                                      _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) {
+                    uint8_t *line = dst + 32 * g8;
+                    if (type == SPK_TYPE_Q8_0) {
+                        if (planes == 2) {
+                            _mm256_store_si256((__m256i *)(line + (4 * h + t) * 64), _mm256_abs_epi8(T[t]));
+                            _mm256_store_si256((__m256i *)(line + 512 + (4 * h + t) * 64), T[t]);
+                        } else {
+                            _mm256_store_si256((__m256i *)(line + (4 * h + t) * 64),
+                                               _mm256_xor_si256(T[t], _mm256_set1_epi8((char)0x80)));
+                        }
+                    } else {
+                        _mm256_store_si256((__m256i *)(line + t * 64), _mm256_and_si256(T[t], m4));
+                        _mm256_store_si256((__m256i *)(line + (4 + t) * 64), _mm256_and_si256(_mm256_srli_epi16(T[t], 4), m4));
+                    }
+                }
+            }
+        }
+        uint16_t d16[16], m16[16];
+        for (int r = 0; r < 16; r++) {
+            memcpy(&d16[r], rows[r] + off, 2);
+            memcpy(&m16[r], rows[r] + off + 2, 2);
+        }
+        float *sw = (float *)(dst + stride - 128);
+        _mm256_store_ps(sw, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d16)));
+        _mm256_store_ps(sw + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d16 + 8))));
+        if (type == SPK_TYPE_Q4_1) {
+            _mm256_store_ps(sw + 16, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)m16)));
+            _mm256_store_ps(sw + 24, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(m16 + 8))));
+        } else {
+            _mm256_store_ps(sw + 16, _mm256_setzero_ps());
+            _mm256_store_ps(sw + 24, _mm256_setzero_ps());
+        }
+    }
+}
+
 #define Q8_TARGET T2
 #define Q8_VNNI 0
 #define Q8_NAME(x) x##_mb
