@@ -52,6 +52,56 @@ T2 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *y)
             }
         }
         break;
+    case SPK_TYPE_Q4_K:
+        for (int i = 0; i < kc; i += 256) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 256 * SPK_Q4_K_BYTES;
+            const float d = _cvtsh_ss(spk_rd16(b)), dmin = _cvtsh_ss(spk_rd16(b + 2));
+            for (int j = 0; j < 8; j++) {
+                int sc, mn;
+                spk_q4k_scale_min(j, b + 4, &sc, &mn);
+                const __m256 ds = _mm256_set1_ps(d * (float)sc), mm = _mm256_set1_ps(dmin * (float)mn);
+                const uint8_t *qs = b + 16 + (j >> 1) * 32;
+                for (int h = 0; h < 2; h++) {
+                    __m128i q = _mm_loadu_si128((const __m128i *)(qs + 16 * h));
+                    if (j & 1) q = _mm_srli_epi16(q, 4);
+                    q = _mm_and_si128(q, m4);
+                    _mm256_storeu_ps(y + i + 32 * j + 16 * h, _mm256_sub_ps(_mm256_mul_ps(ds, cvt_u8x8(q)), mm));
+                    _mm256_storeu_ps(y + i + 32 * j + 16 * h + 8, _mm256_sub_ps(_mm256_mul_ps(ds, cvt_u8x8(_mm_srli_si128(q, 8))), mm));
+                }
+            }
+        }
+        break;
+    case SPK_TYPE_Q6_K:
+        for (int i = 0; i < kc; i += 256) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 256 * SPK_Q6_K_BYTES;
+            const float d = _cvtsh_ss(spk_rd16(b + 208));
+            const int8_t *sc = (const int8_t *)(b + 192);
+            const __m128i m3 = _mm_set1_epi8(3);
+            const __m256 off = _mm256_set1_ps(32.0f);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+                for (int l = 0; l < 32; l += 16) {
+                    const __m128i a = _mm_loadu_si128((const __m128i *)(ql + l));
+                    const __m128i c = _mm_loadu_si128((const __m128i *)(ql + l + 32));
+                    const __m128i hb = _mm_loadu_si128((const __m128i *)(qh + l));
+                    const __m128i q[4] = {
+                        _mm_or_si128(_mm_and_si128(a, m4), _mm_slli_epi16(_mm_and_si128(hb, m3), 4)),
+                        _mm_or_si128(_mm_and_si128(c, m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 2), m3), 4)),
+                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 4), m3), 4)),
+                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(c, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 6), m3), 4)),
+                    };
+                    SPK_UNROLL
+                    for (int g = 0; g < 4; g++) {
+                        const __m256 ds = _mm256_set1_ps(d * (float)sc[8 * h + l / 16 + 2 * g]);
+                        float *o = y + i + 128 * h + 32 * g + l;
+                        /* q-32 is exact in float */
+                        _mm256_storeu_ps(o, _mm256_mul_ps(ds, _mm256_sub_ps(cvt_u8x8(q[g]), off)));
+                        _mm256_storeu_ps(o + 8, _mm256_mul_ps(ds, _mm256_sub_ps(cvt_u8x8(_mm_srli_si128(q[g], 8)), off)));
+                    }
+                }
+            }
+        }
+        break;
     case SPK_TYPE_F16:
         for (int i = 0; i < kc; i += 8)
             _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)(k0 + i) * 2))));
@@ -258,11 +308,109 @@ INL size_t act_off(const int type, const int j) {
     }
 }
 
+/* In-lane 4×4 dword transpose of 8 rows × 16 bytes at rows[r] + off: T[t] element r = dword t of row r. */
+T2 INL void tr8x16b(const uint8_t *const *rows, size_t off, __m256i T[4]) {
+    __m256i R[4];
+    SPK_UNROLL
+    for (int e = 0; e < 4; e++) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(rows[e] + off));
+        const __m128i b = _mm_loadu_si128((const __m128i *)(rows[4 + e] + off));
+        R[e] = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(R[0], R[1]), t1 = _mm256_unpackhi_epi32(R[0], R[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(R[2], R[3]), t3 = _mm256_unpackhi_epi32(R[2], R[3]);
+    T[0] = _mm256_unpacklo_epi64(t0, t2);
+    T[1] = _mm256_unpackhi_epi64(t0, t2);
+    T[2] = _mm256_unpacklo_epi64(t1, t3);
+    T[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* Q4_K / Q6_K, full 16-row group, whole super-blocks; quants by SIMD transposes, scales per row. */
+T2 static void pack_kquant_group(int type, const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
+    const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8); /* K-quants have one plane in both modes */
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const int per = type == SPK_TYPE_Q4_K ? 8 : 16;
+    const size_t bb = type == SPK_TYPE_Q4_K ? SPK_Q4_K_BYTES : SPK_Q6_K_BYTES;
+    for (int sb = j0 / per; sb < (j0 + nsb) / per; sb++) {
+        const size_t off = (size_t)sb * bb;
+        uint8_t *base = out + (size_t)(sb * per - j0) * stride;
+        for (int r = 0; r < 16; r++) { /* scales, decoded once per row and super-block */
+            const uint8_t *b = rows[r] + off;
+            if (type == SPK_TYPE_Q4_K) {
+                const float d = _cvtsh_ss(spk_rd16(b)), dmin = _cvtsh_ss(spk_rd16(b + 2));
+                for (int i = 0; i < 8; i++) {
+                    int sc, mn;
+                    spk_q4k_scale_min(i, b + 4, &sc, &mn);
+                    float *sw = (float *)(base + (size_t)i * stride + 512);
+                    sw[r] = d * (float)sc;
+                    sw[16 + r] = dmin * (float)mn;
+                }
+            } else {
+                const float d = _cvtsh_ss(spk_rd16(b + 208));
+                for (int i = 0; i < 16; i++) {
+                    float *sw = (float *)(base + (size_t)i * stride + 256);
+                    sw[r] = d * (float)((const int8_t *)(b + 192))[i];
+                    sw[16 + r] = 0.0f;
+                }
+            }
+        }
+        for (int g8 = 0; g8 < 2; g8++) {
+            const uint8_t *const *rr = rows + 8 * g8;
+            const size_t lane = 32 * (size_t)g8;
+            if (type == SPK_TYPE_Q4_K) {
+                for (int p = 0; p < 4; p++) {
+                    for (int h = 0; h < 2; h++) {
+                        __m256i T[4];
+                        tr8x16b(rr, off + 16 + 32 * p + 16 * h, T);
+                        SPK_UNROLL
+                        for (int t = 0; t < 4; t++) {
+                            _mm256_store_si256((__m256i *)(base + (size_t)(2 * p) * stride + (4 * h + t) * 64 + lane),
+                                               _mm256_and_si256(T[t], m4));
+                            _mm256_store_si256((__m256i *)(base + (size_t)(2 * p + 1) * stride + (4 * h + t) * 64 + lane),
+                                               _mm256_and_si256(_mm256_srli_epi16(T[t], 4), m4));
+                        }
+                    }
+                }
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    for (int p0 = 0; p0 < 32; p0 += 16) {
+                        __m256i A[4], C[4], H[4];
+                        tr8x16b(rr, off + 64 * h + p0, A);
+                        tr8x16b(rr, off + 64 * h + 32 + p0, C);
+                        tr8x16b(rr, off + 128 + 32 * h + p0, H);
+                        const int i0 = 8 * h + p0 / 16;
+                        SPK_UNROLL
+                        for (int t = 0; t < 4; t++) {
+                            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(A[t], m4), _mm256_slli_epi16(_mm256_and_si256(H[t], m3), 4));
+                            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(C[t], m4),
+                                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H[t], 2), m3), 4));
+                            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[t], 4), m4),
+                                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H[t], 4), m3), 4));
+                            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(C[t], 4), m4),
+                                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H[t], 6), m3), 4));
+                            _mm256_store_si256((__m256i *)(base + (size_t)(i0 + 0) * stride + t * 64 + lane), q0);
+                            _mm256_store_si256((__m256i *)(base + (size_t)(i0 + 2) * stride + t * 64 + lane), q1);
+                            _mm256_store_si256((__m256i *)(base + (size_t)(i0 + 4) * stride + t * 64 + lane), q2);
+                            _mm256_store_si256((__m256i *)(base + (size_t)(i0 + 6) * stride + t * 64 + lane), q3);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
 T2 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
                              int q8mode, uint8_t *out) {
-    if (nrows < 16 || spk_is_kquant(type)) {
+    if (nrows < 16) {
         spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, q8mode, out);
+        return;
+    }
+    if (spk_is_kquant(type)) {
+        const uint8_t *kr[16];
+        for (int r = 0; r < 16; r++) kr[r] = W + (size_t)(n_first + r) * row_bytes;
+        pack_kquant_group(type, kr, j0, nsb, out);
         return;
     }
     const size_t stride = spk_pack_q8_stride(type, q8mode);

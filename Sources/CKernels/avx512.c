@@ -78,6 +78,35 @@ T512 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *
             }
         }
         break;
+    case SPK_TYPE_Q6_K:
+        for (int i = 0; i < kc; i += 256) {
+            const uint8_t *b = row + (size_t)(k0 + i) / 256 * SPK_Q6_K_BYTES;
+            const float d = _cvtsh_ss(spk_rd16(b + 208));
+            const int8_t *sc = (const int8_t *)(b + 192);
+            const __m128i m3 = _mm_set1_epi8(3);
+            const __m512i off = _mm512_set1_epi32(32);
+            for (int h = 0; h < 2; h++) { /* halves of 128: ql[64], qh[32], 8 scales each */
+                const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+                for (int l = 0; l < 32; l += 16) {
+                    const __m128i a = _mm_loadu_si128((const __m128i *)(ql + l));
+                    const __m128i c = _mm_loadu_si128((const __m128i *)(ql + l + 32));
+                    const __m128i hb = _mm_loadu_si128((const __m128i *)(qh + l));
+                    const __m128i q[4] = {
+                        _mm_or_si128(_mm_and_si128(a, m4), _mm_slli_epi16(_mm_and_si128(hb, m3), 4)),
+                        _mm_or_si128(_mm_and_si128(c, m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 2), m3), 4)),
+                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 4), m3), 4)),
+                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(c, 4), m4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hb, 6), m3), 4)),
+                    };
+                    SPK_UNROLL
+                    for (int g = 0; g < 4; g++) {
+                        const __m512 ds = _mm512_set1_ps(d * (float)sc[8 * h + l / 16 + 2 * g]);
+                        const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q[g]), off));
+                        _mm512_storeu_ps(y + i + 128 * h + 32 * g + l, _mm512_mul_ps(ds, v));
+                    }
+                }
+            }
+        }
+        break;
     case SPK_TYPE_F16:
         for (int i = 0; i < kc; i += 16)
             _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)(k0 + i) * 2))));
@@ -279,11 +308,133 @@ T512 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N
 #define MRQ 8
 #define KCQ 512
 
+/* In-lane 4×4 dword transpose of 16 rows × 16 bytes at rows[r] + off: T[t] lane r = dword t of row r. */
+T512 INL void tr16x16b(const uint8_t *const rows[16], size_t off, __m512i T[4]) {
+    __m512i R[4];
+    SPK_UNROLL
+    for (int e = 0; e < 4; e++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[e] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 + e] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[8 + e] + off)), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[12 + e] + off)), 3);
+        R[e] = v;
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(R[0], R[1]), t1 = _mm512_unpackhi_epi32(R[0], R[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(R[2], R[3]), t3 = _mm512_unpackhi_epi32(R[2], R[3]);
+    T[0] = _mm512_unpacklo_epi64(t0, t2);
+    T[1] = _mm512_unpackhi_epi64(t0, t2);
+    T[2] = _mm512_unpacklo_epi64(t1, t3);
+    T[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* 16 lanes of one little-endian dword per row at rows[r] + off. */
+T512 INL __m512i gather_dw(const uint8_t *const rows[16], size_t off) {
+    uint32_t v[16];
+    for (int r = 0; r < 16; r++) memcpy(&v[r], rows[r] + off, 4);
+    return _mm512_loadu_si512(v);
+}
+
+/* Q4_K, full 16-row group; j0 and nsb are whole super-blocks (multiples of 8). */
+T512 static void pack_q4k_group(const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
+    const size_t stride = 8 * 64 + 128;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi32(63), lo4 = _mm512_set1_epi32(0x0F);
+    for (int sb = j0 / 8; sb < (j0 + nsb) / 8; sb++) {
+        const size_t off = (size_t)sb * SPK_Q4_K_BYTES;
+        uint8_t *base = out + (size_t)(sb * 8 - j0) * stride;
+        const __m512i dd = gather_dw(rows, off);
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        const __m512i s0 = gather_dw(rows, off + 4), s1 = gather_dw(rows, off + 8), s2 = gather_dw(rows, off + 12);
+        SPK_UNROLL
+        for (int j = 0; j < 8; j++) { /* spk_q4k_scale_min on 16 lanes */
+            __m512i sc, mn;
+            if (j < 4) {
+                sc = _mm512_and_si512(_mm512_srli_epi32(s0, 8 * j), m6);
+                mn = _mm512_and_si512(_mm512_srli_epi32(s1, 8 * j), m6);
+            } else {
+                const int jj = j - 4;
+                const __m512i b8 = _mm512_srli_epi32(s2, 8 * jj);
+                sc = _mm512_or_si512(_mm512_and_si512(b8, lo4),
+                                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 8 * jj + 6), _mm512_set1_epi32(3)), 4));
+                mn = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b8, 4), lo4),
+                                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 8 * jj + 6), _mm512_set1_epi32(3)), 4));
+            }
+            float *sw = (float *)(base + (size_t)j * stride + 512);
+            _mm512_store_ps(sw, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+            _mm512_store_ps(sw + 16, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mn)));
+        }
+        for (int p = 0; p < 4; p++) { /* sub-blocks 2p (low nibbles) and 2p+1 (high) share 32 bytes */
+            for (int h = 0; h < 2; h++) {
+                __m512i T[4];
+                tr16x16b(rows, off + 16 + 32 * p + 16 * h, T);
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) {
+                    _mm512_store_si512(base + (size_t)(2 * p) * stride + (4 * h + t) * 64, _mm512_and_si512(T[t], m4));
+                    _mm512_store_si512(base + (size_t)(2 * p + 1) * stride + (4 * h + t) * 64,
+                                       _mm512_and_si512(_mm512_srli_epi16(T[t], 4), m4));
+                }
+            }
+        }
+    }
+}
+
+/* Q6_K, full 16-row group; j0 and nsb are whole super-blocks (multiples of 16 sub-blocks of 16). */
+T512 static void pack_q6k_group(const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
+    const size_t stride = 4 * 64 + 128;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    for (int sb = j0 / 16; sb < (j0 + nsb) / 16; sb++) {
+        const size_t off = (size_t)sb * SPK_Q6_K_BYTES;
+        uint8_t *base = out + (size_t)(sb * 16 - j0) * stride;
+        uint16_t dh[16];
+        for (int r = 0; r < 16; r++) memcpy(&dh[r], rows[r] + off + 208, 2);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
+        __m512i S[4];
+        tr16x16b(rows, off + 192, S); /* S[c] lane r = scales 4c..4c+3 of row r */
+        SPK_UNROLL
+        for (int i = 0; i < 16; i++) {
+            const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(S[i / 4], 24 - 8 * (i % 4)), 24);
+            float *sw = (float *)(base + (size_t)i * stride + 256);
+            _mm512_store_ps(sw, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+            _mm512_store_ps(sw + 16, _mm512_setzero_ps());
+        }
+        for (int h = 0; h < 2; h++) {
+            for (int p0 = 0; p0 < 32; p0 += 16) {
+                __m512i A[4], C[4], H[4];
+                tr16x16b(rows, off + 64 * h + p0, A);
+                tr16x16b(rows, off + 64 * h + 32 + p0, C);
+                tr16x16b(rows, off + 128 + 32 * h + p0, H);
+                const int i0 = 8 * h + p0 / 16;
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) {
+                    const __m512i q0 = _mm512_or_si512(_mm512_and_si512(A[t], m4), _mm512_slli_epi16(_mm512_and_si512(H[t], m3), 4));
+                    const __m512i q1 = _mm512_or_si512(_mm512_and_si512(C[t], m4),
+                                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H[t], 2), m3), 4));
+                    const __m512i q2 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A[t], 4), m4),
+                                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H[t], 4), m3), 4));
+                    const __m512i q3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(C[t], 4), m4),
+                                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H[t], 6), m3), 4));
+                    _mm512_store_si512(base + (size_t)(i0 + 0) * stride + t * 64, q0);
+                    _mm512_store_si512(base + (size_t)(i0 + 2) * stride + t * 64, q1);
+                    _mm512_store_si512(base + (size_t)(i0 + 4) * stride + t * 64, q2);
+                    _mm512_store_si512(base + (size_t)(i0 + 6) * stride + t * 64, q3);
+                }
+            }
+        }
+    }
+}
+
 /* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
 T512 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
                                uint8_t *out) {
-    if (nrows < 16 || spk_is_kquant(type)) {
+    if (nrows < 16) {
         spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, SPK_Q8_U8, out);
+        return;
+    }
+    if (spk_is_kquant(type)) {
+        const uint8_t *kr[16];
+        for (int r = 0; r < 16; r++) kr[r] = W + (size_t)(n_first + r) * row_bytes;
+        if (type == SPK_TYPE_Q4_K) pack_q4k_group(kr, j0, nsb, out);
+        else pack_q6k_group(kr, j0, nsb, out);
         return;
     }
     const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8);

@@ -15,18 +15,31 @@
 
 #pragma STDC FP_CONTRACT OFF
 
-/* Quants (SB bytes, u8 encoding), scale and offset of sub-block j of one weight row. */
-static void subblock(int type, const uint8_t *row, int j, int q8mode, uint8_t *q, uint8_t *q2, float *s, float *o) {
+static inline uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/*
+ * Writes sub-block j of one weight row into lane r of a packed sub-block (four quants per dword,
+ * shifted and masked a word at a time), and returns its scale and offset (K-quants: the caller
+ * decodes the scales once per super-block).
+ */
+static void pack_row_subblock(int type, const uint8_t *row, int j, int q8mode, uint8_t *dst, int r, float *s,
+                              float *o) {
     *o = 0.0f;
+    uint8_t *lane = dst + 4 * r;
     switch (type) {
     case SPK_TYPE_Q4_0:
     case SPK_TYPE_Q4_1: {
         const size_t bytes = type == SPK_TYPE_Q4_0 ? SPK_Q4_0_BYTES : SPK_Q4_1_BYTES;
         const uint8_t *b = row + (size_t)j * bytes;
         const uint8_t *qs = b + (type == SPK_TYPE_Q4_0 ? 2 : 4);
-        for (int l = 0; l < 16; l++) {
-            q[l] = qs[l] & 0x0F;
-            q[l + 16] = qs[l] >> 4;
+        for (int t = 0; t < 4; t++) {
+            const uint32_t w = rd32(qs + 4 * t), lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+            memcpy(lane + t * 64, &lo, 4);
+            memcpy(lane + (4 + t) * 64, &hi, 4);
         }
         *s = spk_f16_to_f32(spk_rd16(b));
         if (type == SPK_TYPE_Q4_1) *o = spk_f16_to_f32(spk_rd16(b + 2));
@@ -35,12 +48,16 @@ static void subblock(int type, const uint8_t *row, int j, int q8mode, uint8_t *q
     case SPK_TYPE_Q8_0: {
         const uint8_t *b = row + (size_t)j * SPK_Q8_0_BYTES;
         const int8_t *qs = (const int8_t *)(b + 2);
-        for (int l = 0; l < 32; l++) {
+        for (int t = 0; t < 8; t++) {
             if (q8mode == SPK_Q8_U8) {
-                q[l] = (uint8_t)(qs[l] + 128);
+                const uint32_t w = rd32(b + 2 + 4 * t) ^ 0x80808080u; /* w + 128 as u8 */
+                memcpy(lane + t * 64, &w, 4);
             } else {
-                q[l] = (uint8_t)(qs[l] < 0 ? -qs[l] : qs[l]);
-                q2[l] = (uint8_t)qs[l];
+                for (int l = 0; l < 4; l++) {
+                    const int8_t v = qs[4 * t + l];
+                    lane[t * 64 + l] = (uint8_t)(v < 0 ? -v : v);
+                    lane[512 + t * 64 + l] = (uint8_t)v;
+                }
             }
         }
         *s = spk_f16_to_f32(spk_rd16(b));
@@ -49,57 +66,71 @@ static void subblock(int type, const uint8_t *row, int j, int q8mode, uint8_t *q
     case SPK_TYPE_Q4_K: {
         const uint8_t *b = row + (size_t)(j >> 3) * SPK_Q4_K_BYTES;
         const int i = j & 7;
-        int sc, mn;
-        spk_q4k_scale_min(i, b + 4, &sc, &mn);
         const uint8_t *qs = b + 16 + (i >> 1) * 32;
         const int shift = (i & 1) * 4;
-        for (int l = 0; l < 32; l++) q[l] = (qs[l] >> shift) & 0x0F;
-        *s = spk_f16_to_f32(spk_rd16(b)) * (float)sc;
-        *o = spk_f16_to_f32(spk_rd16(b + 2)) * (float)mn;
+        for (int t = 0; t < 8; t++) {
+            const uint32_t w = (rd32(qs + 4 * t) >> shift) & 0x0F0F0F0Fu;
+            memcpy(lane + t * 64, &w, 4);
+        }
+        *s = 0.0f; /* scales: decoded once per super-block by the caller */
         break;
     }
     case SPK_TYPE_Q6_K: {
         const uint8_t *b = row + (size_t)(j >> 4) * SPK_Q6_K_BYTES;
         const int i = j & 15;
-        for (int l = 0; l < 16; l++) {
-            const int e = i * 16 + l;
-            const int h = e / 128, r = e % 128, quarter = r / 32, p = r % 32;
-            const uint8_t lq = b[h * 64 + (quarter & 1) * 32 + p];
-            const uint8_t hq = b[128 + h * 32 + p];
-            const int lo = quarter < 2 ? (lq & 0x0F) : (lq >> 4);
-            q[l] = (uint8_t)(lo | (((hq >> (2 * quarter)) & 3) << 4));
+        const int h = i / 8, quarter = (i % 8) / 2, p0 = 16 * (i % 2);
+        for (int t = 0; t < 4; t++) {
+            const int p = p0 + 4 * t;
+            const uint32_t ql = rd32(b + h * 64 + (quarter & 1) * 32 + p) >> (quarter < 2 ? 0 : 4);
+            const uint32_t qh = rd32(b + 128 + h * 32 + p) >> (2 * quarter);
+            const uint32_t w = (ql & 0x0F0F0F0Fu) | ((qh & 0x03030303u) << 4);
+            memcpy(lane + t * 64, &w, 4);
         }
-        *s = spk_f16_to_f32(spk_rd16(b + 208)) * (float)((const int8_t *)(b + 192))[i];
+        *s = 0.0f;
         break;
     }
-    default: memset(q, 0, 32); *s = 0.0f; break;
+    default: *s = 0.0f; break;
     }
 }
 
 void spk_pack_q8_portable(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
                           int q8mode, uint8_t *out) {
-    const int sb = spk_q8_subblock(type);
     const size_t stride = spk_pack_q8_stride(type, q8mode);
-    const int two = type == SPK_TYPE_Q8_0 && q8mode == SPK_Q8_SIGN;
-    for (int jj = 0; jj < nsb; jj++) {
-        uint8_t *dst = out + (size_t)jj * stride;
-        float *sw = (float *)(dst + sb * 16 * (two ? 2 : 1));
-        float *ow = sw + 16;
-        for (int r = 0; r < 16; r++) {
-            uint8_t q[32], q2[32];
-            float s = 0.0f, o = 0.0f;
-            if (r < nrows) {
-                subblock(type, W + (size_t)(n_first + r) * row_bytes, j0 + jj, q8mode, q, q2, &s, &o);
+    memset(out, 0, (size_t)nsb * stride); /* rows past nrows stay zero */
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *row = W + (size_t)(n_first + r) * row_bytes;
+        float ks[16], ko[16]; /* K-quants: the scales of the current super-block, decoded once */
+        int cur = -1;
+        for (int jj = 0; jj < nsb; jj++) {
+            const int j = j0 + jj;
+            uint8_t *dst = out + (size_t)jj * stride;
+            float *sw = (float *)(dst + stride - 128);
+            float *ow = sw + 16;
+            if (type == SPK_TYPE_Q4_K && j / 8 != cur) {
+                cur = j / 8;
+                const uint8_t *b = row + (size_t)cur * SPK_Q4_K_BYTES;
+                const float d = spk_f16_to_f32(spk_rd16(b)), dmin = spk_f16_to_f32(spk_rd16(b + 2));
+                for (int i = 0; i < 8; i++) {
+                    int sc, mn;
+                    spk_q4k_scale_min(i, b + 4, &sc, &mn);
+                    ks[i] = d * (float)sc;
+                    ko[i] = dmin * (float)mn;
+                }
+            } else if (type == SPK_TYPE_Q6_K && j / 16 != cur) {
+                cur = j / 16;
+                const uint8_t *b = row + (size_t)cur * SPK_Q6_K_BYTES;
+                const float d = spk_f16_to_f32(spk_rd16(b + 208));
+                for (int i = 0; i < 16; i++) ks[i] = d * (float)((const int8_t *)(b + 192))[i];
+            }
+            if (spk_is_kquant(type)) {
+                float unused_s, unused_o;
+                pack_row_subblock(type, row, j, q8mode, dst, r, &unused_s, &unused_o);
+                const int i = type == SPK_TYPE_Q4_K ? (j & 7) : (j & 15);
+                sw[r] = ks[i];
+                ow[r] = type == SPK_TYPE_Q4_K ? ko[i] : 0.0f;
             } else {
-                memset(q, 0, sizeof q);
-                memset(q2, 0, sizeof q2);
+                pack_row_subblock(type, row, j, q8mode, dst, r, &sw[r], &ow[r]);
             }
-            for (int t = 0; t < sb / 4; t++) {
-                memcpy(dst + t * 64 + r * 4, q + 4 * t, 4);
-                if (two) memcpy(dst + sb * 16 + t * 64 + r * 4, q2 + 4 * t, 4);
-            }
-            sw[r] = s;
-            ow[r] = o;
         }
     }
 }
