@@ -147,7 +147,8 @@ int spk_dequantize_row(int type, const void *src, float *dst, int64_t k);
  * same in a batch of 512 as alone) or on how rows are split across threads.
  *
  * Requirements: K > 0 and a multiple of 32 (of 256 for K-quants); row_bytes ≥ spk_row_bytes(type, K);
- * 0 ≤ n_begin ≤ n_end; M ≥ 0; ldx ≥ K; ldy ≥ n_end. Returns SPK_OK, SPK_EINVAL, SPK_ETYPE or SPK_ENOMEM.
+ * 0 ≤ n_begin ≤ n_end; M ≥ 0; ldx ≥ K; ldy ≥ n_end; Y overlaps neither X nor W. Returns SPK_OK,
+ * SPK_EINVAL, SPK_ETYPE or SPK_ENOMEM.
  *
  * Speed: weight rows are dequantized once per 32-row (16 for AVX2) × 256-column panel into an L1
  * tile and reused across all M rows by a 12×32 (AVX-512) / 6×16 (AVX2) register-blocked micro-kernel.
@@ -166,7 +167,11 @@ int spk_matmul_f32(const spk_kernels *kern, int type, const void *W, size_t row_
  * Result contract (every level, bit for bit): acc = dX[m,k]; acc = fmaf(dY[m,n], W[n,k], acc) for
  * n = 0, ..., N-1; dX[m,k] = acc.
  *
- * Requirements: K as for spk_matmul_f32; N ≥ 0; M ≥ 0. Returns SPK_OK, SPK_EINVAL, SPK_ETYPE, SPK_ENOMEM.
+ * Requirements: K as for spk_matmul_f32; N ≥ 0; M ≥ 0; dX overlaps neither dY nor W. Returns SPK_OK,
+ * SPK_EINVAL, SPK_ETYPE or SPK_ENOMEM.
+ *
+ * Speed: block columns (32 wide, 256 for K-quants) of up to 256 (32) weight rows are dequantized once
+ * into a panel and reused across all M rows by a 12×32 (AVX-512) / 6×16 (AVX2) micro-kernel.
  */
 int spk_matmul_t_f32(const spk_kernels *kern, int type, const void *W, size_t row_bytes, int N, int K,
                      const float *dY, int M, int ldy, float *dX, int ldx, int k_begin, int k_end);
@@ -181,13 +186,18 @@ int spk_matmul_t_f32(const spk_kernels *kern, int type, const void *W, size_t ro
  * iscale = -127/max (max = the element of largest magnitude, first one on ties), rounds half to even,
  * clamps at 127, stores d = 1/iscale as f32 and the 16 sums of 16. (ggml's AVX quantize_row_q8_0/q8_1
  * round half to even and use 127/amax, so they can differ from the reference in the last unit; we match
- * the reference.) `k` must be a multiple of 32 (256 for Q8_K). Return SPK_OK or SPK_EINVAL.
+ * the reference.) An all-zero Q8_K block gets d = 0 and zero sums (ggml leaves its sums unset). `k` must
+ * be a multiple of 32 (256 for Q8_K). Return SPK_OK or SPK_EINVAL.
  */
 int spk_quantize_row_q8_0(const float *x, void *y, int64_t k);
 int spk_quantize_row_q8_1(const float *x, void *y, int64_t k);
 int spk_quantize_row_q8_K(const float *x, void *y, int64_t k);
 
-/** Quantizes `M` rows of `K` floats (row stride ldx) into rows of `act_type` (stride xq_row_bytes). */
+/**
+ * Quantizes `M` rows of `K` floats (row stride ldx) into rows of `act_type` (Q8_0, Q8_1 or Q8_K; stride
+ * xq_row_bytes), with the SIMD quantizers of `kern` (bit-identical to the reference ones above for
+ * finite input; rows holding NaN give unspecified quants). Returns SPK_OK, SPK_EINVAL or SPK_ETYPE.
+ */
 int spk_quantize_rows(const spk_kernels *kern, int act_type, const float *X, int M, int ldx, int K,
                       void *Xq, size_t xq_row_bytes);
 
@@ -205,8 +215,10 @@ int spk_vec_dot_type(int weight_type);
  * Y[m, n] = Σ over blocks of (scaled integer dot of the weight block with the quantized activation
  * block), for m in [0, M), n in [n_begin, n_end), overwriting Y (stride ldy ≥ n_end).
  *
- * Xq holds M rows of spk_vec_dot_type(type) blocks, row m at Xq + m*xq_row_bytes. Weight types: Q4_0,
- * Q4_1, Q8_0, Q4_K, Q6_K. K must be a multiple of the weight block size.
+ * Xq holds M rows of spk_vec_dot_type(type) blocks, row m at Xq + m*xq_row_bytes, with quants in
+ * [-127, 127] as the quantizers produce (the AVX2 kernel without VNNI uses |w|·sign(x, w) for Q8_0
+ * weights, which needs x ≠ -128). Weight types: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K. K must be a multiple of
+ * the weight block size.
  *
  * Result contract (every level, bit for bit; integer dots are exact; dw, dx are the f16/f32 scales as
  * floats; sx = Σ of the activation quants of the block; acc starts at 0 and sub-blocks are taken in
