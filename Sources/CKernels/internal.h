@@ -17,7 +17,8 @@
 /* Products and sums must round separately everywhere (bit-exact dequantization, fixed fma chains). */
 #pragma STDC FP_CONTRACT OFF
 
-#if defined(__x86_64__) || defined(_M_X64)
+/* SPK_NO_SIMD builds the portable library only (what non-x86 targets get), for testing that build. */
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(SPK_NO_SIMD)
 #define SPK_X86 1
 #else
 #define SPK_X86 0
