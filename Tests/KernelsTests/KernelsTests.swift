@@ -339,6 +339,45 @@ import Testing
     }
 }
 
+/// The intended use: threads (here tasks) computing disjoint row ranges of one product at once.
+@Suite struct ConcurrencyTests {
+    @Test func concurrentRowRangesMatchOneCall() async {
+        var rng = SplitMix(seed: 47)
+        let (n, k, m) = (96, 576, 6)
+        let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)
+        let x = KT.randomFloats(m * k, rng: &rng)
+        let (xq, rb) = KT.quantize(x, m: m, k: k, for: KT.q4_1)
+        var want = [Float](repeating: 0, count: m * n), wantQ = want
+        #expect(KT.matmul(KT.scalar, KT.q4_1, w, n: n, k: k, x, m: m, into: &want) == 0)
+        #expect(KT.matmulQ8(KT.scalar, KT.q4_1, w, n: n, k: k, xq, xqRowBytes: rb, m: m, into: &wantQ) == 0)
+        let parts = await withTaskGroup(of: (Int, [Float], [Float]).self) { group in
+            for part in 0 ..< 6 {
+                group.addTask {
+                    let rows = part * 16 ... part * 16 + 15
+                    var y = [Float](repeating: 0, count: m * n), yq = y
+                    _ = KT.matmul(spk_kernels_active()!, KT.q4_1, w, rows: rows, n: n, k: k, x, m: m, into: &y)
+                    _ = KT.matmulQ8(spk_kernels_active()!, KT.q4_1, w, rows: rows, n: n, k: k, xq, xqRowBytes: rb, m: m, into: &yq)
+                    return (part, y, yq)
+                }
+            }
+            var out: [(Int, [Float], [Float])] = []
+            for await r in group { out.append(r) }
+            return out
+        }
+        var y = [Float](repeating: 0, count: m * n), yq = y
+        for (part, py, pq) in parts {
+            for row in 0 ..< m {
+                for c in part * 16 ..< part * 16 + 16 {
+                    y[row * n + c] = py[row * n + c]
+                    yq[row * n + c] = pq[row * n + c]
+                }
+            }
+        }
+        #expect(KT.firstDifference(KT.bits(y), KT.bits(want)) == nil)
+        #expect(KT.firstDifference(KT.bits(yq), KT.bits(wantQ)) == nil)
+    }
+}
+
 @Suite struct HelperTests {
     @Test func halfConversionsAreExactOnEveryLevel() {
         let every = (0 ... 0xFFFF).map { UInt16($0) }
