@@ -151,6 +151,25 @@ T512 INL void tr16(__m512 r[16]) {
     }
 }
 
+/* In-lane 4×4 dword transpose of 16 rows × 16 bytes at rows[r] + off: T[t] lane r = dword t of row r. */
+T512 INL void tr16x16b(const uint8_t *const rows[16], size_t off, __m512i T[4]) {
+    __m512i R[4];
+    SPK_UNROLL
+    for (int e = 0; e < 4; e++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[e] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 + e] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[8 + e] + off)), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[12 + e] + off)), 3);
+        R[e] = v;
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(R[0], R[1]), t1 = _mm512_unpackhi_epi32(R[0], R[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(R[2], R[3]), t3 = _mm512_unpackhi_epi32(R[2], R[3]);
+    T[0] = _mm512_unpacklo_epi64(t0, t2);
+    T[1] = _mm512_unpackhi_epi64(t0, t2);
+    T[2] = _mm512_unpacklo_epi64(t1, t3);
+    T[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
 /* ---- Exact path: Y = X · Wᵀ ----------------------------------------------------------------------- */
 
 #define NR 32
@@ -216,8 +235,90 @@ T512 static void mk_f32_any(int mr, int kc, const float *x, size_t ldx, const fl
     }
 }
 
+/*
+ * Exact path for few X rows (M < 8) and 32-blocks: the quant bytes of 16 weight rows are transposed
+ * (4×4 dword transposes) and dequantized one column k at a time into a vector of 16 rows, with per-row
+ * scale vectors; every X row then does one fma per column. Same per-output chain (k in order from 0) as
+ * the panel path, about half the work, and no panel round trip through memory.
+ */
+#define MR_SMALL 7
+T512 INL void mk_small(const int type, const int mr, const uint8_t *const rows[16], const int nblocks, const float *x,
+                       const size_t ldx, float *y, const size_t ldy, const __mmask16 msk) {
+    const size_t bb = type == SPK_TYPE_Q4_0 ? SPK_Q4_0_BYTES : type == SPK_TYPE_Q4_1 ? SPK_Q4_1_BYTES : SPK_Q8_0_BYTES;
+    const int qoff = type == SPK_TYPE_Q4_1 ? 4 : 2;
+    const __m512i m4 = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);
+    __m512 acc[MR_SMALL];
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) acc[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nblocks; b++) {
+        const size_t off = (size_t)b * bb;
+        uint32_t dm[16];
+        for (int r = 0; r < 16; r++) memcpy(&dm[r], rows[r] + off, 4);
+        const __m512i dmv = _mm512_loadu_si512(dm);
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dmv));
+        const __m512 mn = type == SPK_TYPE_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dmv, 16)))
+                                                : _mm512_setzero_ps();
+        const float *xb = x + (size_t)b * 32;
+        const int halves = type == SPK_TYPE_Q8_0 ? 2 : 1;
+        for (int h = 0; h < halves; h++) {
+            __m512i T[4];
+            tr16x16b(rows, off + qoff + 16 * h, T);
+            const int nibs = type == SPK_TYPE_Q8_0 ? 1 : 2;
+            for (int nib = 0; nib < nibs; nib++) {
+                SPK_UNROLL
+                for (int t = 0; t < 4; t++) {
+                    SPK_UNROLL
+                    for (int c = 0; c < 4; c++) {
+                        const int k = 16 * (h + nib) + 4 * t + c;
+                        __m512 w;
+                        if (type == SPK_TYPE_Q8_0) {
+                            const __m512i q = _mm512_srai_epi32(_mm512_slli_epi32(T[t], 24 - 8 * c), 24);
+                            w = _mm512_mul_ps(_mm512_cvtepi32_ps(q), d);
+                        } else {
+                            const __m512i q = _mm512_and_si512(_mm512_srli_epi32(T[t], 8 * c + 4 * nib), m4);
+                            if (type == SPK_TYPE_Q4_0) w = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, eight)), d);
+                            else w = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), d), mn);
+                        }
+                        SPK_UNROLL
+                        for (int i = 0; i < mr; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(xb[i * ldx + k]), w, acc[i]);
+                    }
+                }
+            }
+        }
+    }
+    SPK_UNROLL
+    for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(y + i * ldy, msk, acc[i]);
+}
+
+T512 static void matmul_f32_small(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X,
+                                  int M, int ldx, float *Y, int ldy) {
+    for (int n = n0; n < n1; n += 16) {
+        const int nr = SPK_MIN(16, n1 - n);
+        const __mmask16 msk = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        const uint8_t *rows[16];
+        for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n + (r < nr ? r : 0)) * row_bytes; /* masked lanes reread row 0 */
+        for (int m = 0; m < M; m += MR_SMALL) {
+            const int mr = SPK_MIN(MR_SMALL, M - m);
+            const float *x = X + (size_t)m * ldx;
+            float *y = Y + (size_t)m * ldy + n;
+            switch (type * 8 + mr) {
+#define S_(T, R) case T * 8 + R: mk_small(T, R, rows, K / 32, x, (size_t)ldx, y, (size_t)ldy, msk); break;
+#define S7(T) S_(T, 1) S_(T, 2) S_(T, 3) S_(T, 4) S_(T, 5) S_(T, 6) S_(T, 7)
+                S7(SPK_TYPE_Q4_0) S7(SPK_TYPE_Q4_1) S7(SPK_TYPE_Q8_0)
+#undef S7
+#undef S_
+            default: break;
+            }
+        }
+    }
+}
+
 T512 static int matmul_f32(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X,
                            int M, int ldx, float *Y, int ldy) {
+    if (M < 8 && (type == SPK_TYPE_Q4_0 || type == SPK_TYPE_Q4_1 || type == SPK_TYPE_Q8_0)) {
+        matmul_f32_small(type, W, row_bytes, n0, n1, K, X, M, ldx, Y, ldy);
+        return SPK_OK;
+    }
     float *tmp = spk_alloc((size_t)NR * KC * sizeof(float));
     float *pack = spk_alloc((size_t)NR * KC * sizeof(float));
     if (!tmp || !pack) {
@@ -307,25 +408,6 @@ T512 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N
 
 #define MRQ 8
 #define KCQ 512
-
-/* In-lane 4×4 dword transpose of 16 rows × 16 bytes at rows[r] + off: T[t] lane r = dword t of row r. */
-T512 INL void tr16x16b(const uint8_t *const rows[16], size_t off, __m512i T[4]) {
-    __m512i R[4];
-    SPK_UNROLL
-    for (int e = 0; e < 4; e++) {
-        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[e] + off)));
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 + e] + off)), 1);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[8 + e] + off)), 2);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[12 + e] + off)), 3);
-        R[e] = v;
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(R[0], R[1]), t1 = _mm512_unpackhi_epi32(R[0], R[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(R[2], R[3]), t3 = _mm512_unpackhi_epi32(R[2], R[3]);
-    T[0] = _mm512_unpacklo_epi64(t0, t2);
-    T[1] = _mm512_unpackhi_epi64(t0, t2);
-    T[2] = _mm512_unpacklo_epi64(t1, t3);
-    T[3] = _mm512_unpackhi_epi64(t1, t3);
-}
 
 /* 16 lanes of one little-endian dword per row at rows[r] + off. */
 T512 INL __m512i gather_dw(const uint8_t *const rows[16], size_t off) {

@@ -241,7 +241,7 @@ import Testing
         for (name, type) in KT.weightTypes {
             let (n, k) = shapes(type)
             let w = KT.randomWeights(type, rows: n, k: k, rng: &rng)
-            for m in [1, 13] {
+            for m in [1, 5, 13] {
                 let x = KT.randomFloats(m * k, rng: &rng)
                 var ref = [Float](repeating: -7, count: m * n)
                 #expect(KT.matmul(KT.scalar, type, w, rows: 3 ... n - 1, n: n, k: k, x, m: m, into: &ref) == 0)
