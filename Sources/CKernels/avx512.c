@@ -313,10 +313,17 @@ T512 static void matmul_f32_small(int type, const uint8_t *W, size_t row_bytes, 
     }
 }
 
+T512 static void matmul_f32_small_packed(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K,
+                                         const float *X, int M, int ldx, float *Y, int ldy);
+
 T512 static int matmul_f32(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X,
                            int M, int ldx, float *Y, int ldy) {
     if (M < 8 && (type == SPK_TYPE_Q4_0 || type == SPK_TYPE_Q4_1 || type == SPK_TYPE_Q8_0)) {
         matmul_f32_small(type, W, row_bytes, n0, n1, K, X, M, ldx, Y, ldy);
+        return SPK_OK;
+    }
+    if (M < 8 && spk_is_kquant(type)) {
+        matmul_f32_small_packed(type, W, row_bytes, n0, n1, K, X, M, ldx, Y, ldy);
         return SPK_OK;
     }
     float *tmp = spk_alloc((size_t)NR * KC * sizeof(float));
@@ -680,6 +687,64 @@ T512 static int matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, 
     }
     free(init), free(dx), free(cx), free(pk);
     return SPK_OK;
+}
+
+/*
+ * Exact path for few X rows on K-quants: the int8 packer's output (quants transposed to [step][row][4]
+ * with per-row scale and offset vectors) is dequantized one column at a time, bit-identically to the
+ * reference (Q4_K: (d·sc)·q − dmin·m; Q6_K: (d·sc)·(q − 32)), and fed to per-row fma chains in k order.
+ */
+T512 INL void mk_small_packed(const int type, const int mr, const uint8_t *pk, const int nsb, const float *x,
+                              const size_t ldx, __m512 acc[MR_SMALL]) {
+    const int sb = type == SPK_TYPE_Q6_K ? 16 : 32;
+    const size_t stride = (size_t)sb * 16 + 128;
+    const __m512i byte = _mm512_set1_epi32(0xFF), off32 = _mm512_set1_epi32(32);
+    for (int jj = 0; jj < nsb; jj++) {
+        const uint8_t *g = pk + (size_t)jj * stride;
+        const __m512 sw = _mm512_load_ps(g + sb * 16), ow = _mm512_load_ps(g + sb * 16 + 64);
+        for (int t = 0; t < sb / 4; t++) {
+            const __m512i P = _mm512_load_si512(g + 64 * t);
+            SPK_UNROLL
+            for (int c = 0; c < 4; c++) {
+                const __m512i q = _mm512_and_si512(_mm512_srli_epi32(P, 8 * c), byte);
+                const __m512 w = type == SPK_TYPE_Q6_K ? _mm512_mul_ps(sw, _mm512_cvtepi32_ps(_mm512_sub_epi32(q, off32)))
+                                                       : _mm512_sub_ps(_mm512_mul_ps(sw, _mm512_cvtepi32_ps(q)), ow);
+                const int k = jj * sb + 4 * t + c;
+                SPK_UNROLL
+                for (int i = 0; i < mr; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x[i * ldx + k]), w, acc[i]);
+            }
+        }
+    }
+}
+
+T512 static void matmul_f32_small_packed(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K,
+                                         const float *X, int M, int ldx, float *Y, int ldy) {
+    const int sb = spk_q8_subblock(type);
+    const int kcq = SPK_MIN(KCQ, K);
+    uint8_t pk[(KCQ / 16) * (16 * 16 + 128)] __attribute__((aligned(64))); /* largest: Q6_K, 32 sub-blocks */
+    for (int n = n0; n < n1; n += 16) {
+        const int nr = SPK_MIN(16, n1 - n);
+        const __mmask16 msk = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        for (int m = 0; m < M; m += MR_SMALL) {
+            const int mr = SPK_MIN(MR_SMALL, M - m);
+            __m512 acc[MR_SMALL];
+            for (int i = 0; i < MR_SMALL; i++) acc[i] = _mm512_setzero_ps();
+            for (int k0 = 0; k0 < K; k0 += kcq) {
+                const int kc = SPK_MIN(kcq, K - k0);
+                pack_q8_group(type, W, row_bytes, n, nr, k0 / sb, kc / sb, pk);
+                const float *x = X + (size_t)m * ldx + k0;
+                switch (type * 8 + mr) {
+#define S_(T, R) case T * 8 + R: mk_small_packed(T, R, pk, kc / sb, x, (size_t)ldx, acc); break;
+#define S7(T) S_(T, 1) S_(T, 2) S_(T, 3) S_(T, 4) S_(T, 5) S_(T, 6) S_(T, 7)
+                    S7(SPK_TYPE_Q4_K) S7(SPK_TYPE_Q6_K)
+#undef S7
+#undef S_
+                default: break;
+                }
+            }
+            for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(Y + (size_t)(m + i) * ldy + n, msk, acc[i]);
+        }
+    }
 }
 
 /* ---- Activation quantizers (bit-identical to the reference; rows holding NaN are unspecified) -------- */
