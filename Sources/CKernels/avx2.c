@@ -212,8 +212,15 @@ T2 static void mk_f32_any(int mr, int kc, const float *x, size_t ldx, const floa
     }
 }
 
+T2 static void matmul_f32_small_packed(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K,
+                                       const float *X, int M, int ldx, float *Y, int ldy);
+
 T2 static int matmul_f32(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K, const float *X, int M,
                          int ldx, float *Y, int ldy) {
+    if (M < 6 && type != SPK_TYPE_F32 && type != SPK_TYPE_F16 && type != SPK_TYPE_BF16) {
+        matmul_f32_small_packed(type, W, row_bytes, n0, n1, K, X, M, ldx, Y, ldy);
+        return SPK_OK;
+    }
     float *tmp = spk_alloc((size_t)NR * KC * sizeof(float));
     float *pack = spk_alloc((size_t)NR * KC * sizeof(float));
     if (!tmp || !pack) {
@@ -471,6 +478,85 @@ T2 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n
         } else {
             _mm256_store_ps(sw + 16, _mm256_setzero_ps());
             _mm256_store_ps(sw + 24, _mm256_setzero_ps());
+        }
+    }
+}
+
+/*
+ * Exact path for few X rows on block types: the int8 packer's output (quants transposed to
+ * [step][row][4], per-row scale and offset vectors; Q8_0 as w+128) is dequantized one column at a time,
+ * bit-identically to the reference, and fed to per-row fma chains in k order.
+ */
+#define MR_SMALL2 5
+T2 INL __m256 deq_col(const int type, __m256i q, __m256 sw, __m256 ow) {
+    switch (type) {
+    case SPK_TYPE_Q4_0: return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(8))), sw);
+    case SPK_TYPE_Q4_1: return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), sw), ow);
+    case SPK_TYPE_Q8_0: return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(128))), sw);
+    case SPK_TYPE_Q4_K: return _mm256_sub_ps(_mm256_mul_ps(sw, _mm256_cvtepi32_ps(q)), ow);
+    default: return _mm256_mul_ps(sw, _mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(32))));
+    }
+}
+
+T2 INL void mk_small_packed(const int type, const int mr, const uint8_t *pk, const int nsb, const float *x,
+                            const size_t ldx, __m256 acc[2 * MR_SMALL2]) {
+    const int sb = type == SPK_TYPE_Q6_K ? 16 : 32;
+    const size_t stride = (size_t)sb * 16 + 128;
+    const __m256i byte = _mm256_set1_epi32(0xFF);
+    for (int jj = 0; jj < nsb; jj++) {
+        const uint8_t *g = pk + (size_t)jj * stride;
+        const float *f = (const float *)(g + sb * 16);
+        const __m256 sw0 = _mm256_load_ps(f), sw1 = _mm256_load_ps(f + 8);
+        const __m256 ow0 = _mm256_load_ps(f + 16), ow1 = _mm256_load_ps(f + 24);
+        for (int t = 0; t < sb / 4; t++) {
+            const __m256i P0 = _mm256_load_si256((const __m256i *)(g + 64 * t));
+            const __m256i P1 = _mm256_load_si256((const __m256i *)(g + 64 * t + 32));
+            SPK_UNROLL
+            for (int c = 0; c < 4; c++) {
+                const __m256 w0 = deq_col(type, _mm256_and_si256(_mm256_srli_epi32(P0, 8 * c), byte), sw0, ow0);
+                const __m256 w1 = deq_col(type, _mm256_and_si256(_mm256_srli_epi32(P1, 8 * c), byte), sw1, ow1);
+                const int k = jj * sb + 4 * t + c;
+                SPK_UNROLL
+                for (int i = 0; i < mr; i++) {
+                    const __m256 a = _mm256_broadcast_ss(x + i * ldx + k);
+                    acc[2 * i] = _mm256_fmadd_ps(a, w0, acc[2 * i]);
+                    acc[2 * i + 1] = _mm256_fmadd_ps(a, w1, acc[2 * i + 1]);
+                }
+            }
+        }
+    }
+}
+
+T2 static void matmul_f32_small_packed(int type, const uint8_t *W, size_t row_bytes, int n0, int n1, int K,
+                                       const float *X, int M, int ldx, float *Y, int ldy) {
+    const int sb = spk_q8_subblock(type);
+    const int kcq = SPK_MIN(KCQ2, K);
+    uint8_t pk[(KCQ2 / 16) * (16 * 16 + 128)] __attribute__((aligned(64)));
+    for (int n = n0; n < n1; n += 16) {
+        const int nr = SPK_MIN(16, n1 - n);
+        for (int m = 0; m < M; m += MR_SMALL2) {
+            const int mr = SPK_MIN(MR_SMALL2, M - m);
+            __m256 acc[2 * MR_SMALL2];
+            for (int i = 0; i < 2 * MR_SMALL2; i++) acc[i] = _mm256_setzero_ps();
+            for (int k0 = 0; k0 < K; k0 += kcq) {
+                const int kc = SPK_MIN(kcq, K - k0);
+                pack_q8_group(type, W, row_bytes, n, nr, k0 / sb, kc / sb, SPK_Q8_U8, pk);
+                const float *x = X + (size_t)m * ldx + k0;
+                switch (type * 8 + mr) {
+#define S_(T, R) case T * 8 + R: mk_small_packed(T, R, pk, kc / sb, x, (size_t)ldx, acc); break;
+#define S5(T) S_(T, 1) S_(T, 2) S_(T, 3) S_(T, 4) S_(T, 5)
+                    S5(SPK_TYPE_Q4_0) S5(SPK_TYPE_Q4_1) S5(SPK_TYPE_Q8_0) S5(SPK_TYPE_Q4_K) S5(SPK_TYPE_Q6_K)
+#undef S5
+#undef S_
+                default: break;
+                }
+            }
+            for (int i = 0; i < mr; i++) {
+                float tile[16];
+                _mm256_storeu_ps(tile, acc[2 * i]);
+                _mm256_storeu_ps(tile + 8, acc[2 * i + 1]);
+                memcpy(Y + (size_t)(m + i) * ldy + n, tile, (size_t)nr * sizeof(float));
+            }
         }
     }
 }
