@@ -5,6 +5,8 @@ import PackageDescription
 ///   CZstd, CJSONC      system libraries (pkg-config)
 ///   TensorIO           mapped files, bounded cursor, atomic writes, half floats, npy, JSON over json-c
 ///   Quants             ggml tensor types: block layouts, dequantization, quantization
+///   CKernels           C hot kernels over ggml blocks (exact f32 and int8 matmuls, helpers), runtime ISA dispatch
+///   Kernels            bounds-checked Swift entry points to CKernels
 ///   GGUF               GGUF reader / writer
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers
@@ -14,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "TensorIO", targets: ["TensorIO"]),
         .library(name: "Quants", targets: ["Quants"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
@@ -33,6 +36,9 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]),
         .target(name: "TensorIO", dependencies: ["CJSONC", "CZstd"]),
         .target(name: "Quants", dependencies: ["TensorIO"]),
+        .target(name: "CKernels", exclude: ["avx2_q8.inc"], linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "Kernels", dependencies: ["CKernels", "Quants", "TensorIO"]),
+        .executableTarget(name: "kernel-bench", dependencies: ["CKernels"], path: "Tools/kernel-bench"),
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
@@ -49,6 +55,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TensorIO"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
         .testTarget(name: "QuantsTests", dependencies: ["Quants", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["CKernels", "Kernels", "Quants", "TensorIO", "TestSupport"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
