@@ -42,11 +42,11 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
-        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "GGUF"]),
+        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -24,6 +24,8 @@ public final class InferenceSession {
     public let capacity: Int
     /// Threads used by the matrix products and attention.
     public var threads: Int
+    /// How matrix products treat activations (`.exact` by default; `.int8` is llama.cpp's faster path).
+    public var precision: MatmulPrecision
     /// Positions already in the cache.
     public private(set) var position = 0
 
@@ -34,7 +36,8 @@ public final class InferenceSession {
     /// - Parameters:
     ///   - capacity: positions to reserve (default: the model's context length, at most 4096).
     ///   - threads: worker threads (default 1).
-    public init(model: LlamaModel, capacity: Int? = nil, threads: Int = 1) throws(ModelError) {
+    public init(model: LlamaModel, capacity: Int? = nil, threads: Int = 1,
+                precision: MatmulPrecision = .exact) throws(ModelError) {
         let cfg = model.config
         let cap = capacity ?? min(cfg.maxPositionEmbeddings, 4096)
         guard cap > 0, cap <= cfg.maxPositionEmbeddings else {
@@ -43,6 +46,7 @@ public final class InferenceSession {
         self.model = model
         self.capacity = cap
         self.threads = max(1, threads)
+        self.precision = precision
         let kvSize = cap * cfg.numKeyValueHeads * cfg.headDim
         kCache = Array(repeating: [Float](repeating: 0, count: kvSize), count: cfg.numHiddenLayers)
         vCache = kCache
@@ -114,6 +118,7 @@ public final class InferenceSession {
         var up = [Float](repeating: 0, count: T * F)         // (T, F)
         let positions = (0 ..< T).map { Int32(pos0 + $0) }
         let threads = self.threads
+        let precision = self.precision
         for (l, layer) in model.layers.enumerated() {
             x.withUnsafeMutableBufferPointer { xb in
                 let xp = xb.baseAddress!
@@ -121,12 +126,12 @@ public final class InferenceSession {
                     h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
                 }
                 h.withUnsafeBufferPointer { hb in
-                    q.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.q, threads: threads) }
+                    q.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.q, threads: threads, precision: precision) }
                     kCache[l].withUnsafeMutableBufferPointer { kc in
-                        linearForward(out: kc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.k, threads: threads)
+                        linearForward(out: kc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.k, threads: threads, precision: precision)
                     }
                     vCache[l].withUnsafeMutableBufferPointer { vc in
-                        linearForward(out: vc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.v, threads: threads)
+                        linearForward(out: vc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.v, threads: threads, precision: precision)
                     }
                 }
                 positions.withUnsafeBufferPointer { pp in
@@ -156,21 +161,21 @@ public final class InferenceSession {
                     }
                 }
                 att.withUnsafeBufferPointer { ab in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads) }
+                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads, precision: precision) }
                 }
                 for i in 0 ..< T * C { xp[i] += proj[i] }
                 layer.ffnNorm.withUnsafeBufferPointer { w in
                     h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
                 }
                 h.withUnsafeBufferPointer { hb in
-                    gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads) }
-                    up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads) }
+                    gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads, precision: precision) }
+                    up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads, precision: precision) }
                 }
                 gate.withUnsafeMutableBufferPointer { g in
                     up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: T * F) }
                 }
                 gate.withUnsafeBufferPointer { g in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads) }
+                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads, precision: precision) }
                 }
                 for i in 0 ..< T * C { xp[i] += proj[i] }
             }
@@ -196,7 +201,7 @@ public final class InferenceSession {
         }
         var logits = [Float](repeating: 0, count: rows.count * V)
         normed.withUnsafeBufferPointer { n in
-            logits.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: n.baseAddress!, M: rows.count, layer: model.output, threads: threads) }
+            logits.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: n.baseAddress!, M: rows.count, layer: model.output, threads: threads, precision: precision) }
         }
         return logits
     }

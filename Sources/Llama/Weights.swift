@@ -1,4 +1,5 @@
 import Dispatch
+import Kernels
 import Quants
 
 /// A frozen weight matrix of `rows` × `cols` elements (ggml order: each of the `rows` rows holds `cols`
@@ -65,19 +66,66 @@ func parallelFor(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
     }
 }
 
-/// Y (M, N) = X (M, K) · Wᵀ (+ b), with W (N, K) in its stored type, activations in float32.
+/// How the matrix products treat activations.
+public enum MatmulPrecision: Sendable, Equatable {
+    /// Float32 activations against exactly dequantized weights (the training path; closest to exact).
+    case exact
+    /// Activations quantized to 8 bits per block before integer dot products, as llama.cpp does (faster).
+    case int8
+}
+
+/// Weight types the C kernels compute with; others take the portable Swift path.
+let kernelTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q4_K, .q6_K]
+
+/// Y (M, N) = X (M, K) · Wᵀ (+ b), with W (N, K) in its stored type.
 ///
-/// Exact path: every weight row is decoded to float32 exactly as ggml dequantizes it, then dotted with
-/// each activation row in float32.
+/// `.exact`: every weight row is decoded exactly as ggml dequantizes it and dotted with the float32
+/// activations. `.int8`: activations are quantized per block (Q8_0 / Q8_1 / Q8_K, ggml's reference
+/// quantizers) and multiplied with integer dot products, like llama.cpp.
 /// - Parameters:
 ///   - out: (M, N) output.
 ///   - x: (M, K) input.
-func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int) {
+func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int,
+                   precision: MatmulPrecision = .exact) {
     let W = layer.weight
     let N = W.rows, K = W.cols
-    let chunks = max(1, min(N / 16, threads * 8))
+    let chunks = max(1, min(N / 32, threads * 4))
     let per = (N + chunks - 1) / chunks
     let outAddress = Int(bitPattern: out), xAddress = Int(bitPattern: x)
+    if kernelTypes.contains(W.type) {
+        let y = UnsafeMutableBufferPointer(start: out, count: M * N)
+        let xb = UnsafeBufferPointer(start: x, count: M * K)
+        if precision == .int8, let act = Kernels.activationType(for: W.type), let xqRow = Kernels.rowBytes(act, K) {
+            // Quantize the activations once, then every thread reads them.
+            let xq = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, M * xqRow), alignment: 64)
+            defer { xq.deallocate() }
+            try! Kernels.quantizeActivations(act, x: xb, m: M, k: K, into: xq, rowBytes: xqRow)
+            let xqAddress = Int(bitPattern: xq.baseAddress)
+            parallelFor(chunks, threads: threads) { chunk in
+                let n0 = chunk * per, n1 = min(N, n0 + per)
+                if n0 >= n1 { return }
+                let y = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Float>(bitPattern: outAddress), count: M * N)
+                let xq = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: xqAddress), count: M * xqRow)
+                // Cannot throw: shapes were validated when the model was loaded.
+                try! Kernels.matmulInt8(W.type, weights: W.bytes, rowBytes: W.rowBytes, rows: n0 ..< n1, k: K,
+                                        xq: xq, xqRowBytes: xqRow, m: M, y: y, ldy: N)
+            }
+        } else {
+            _ = (y, xb)
+            parallelFor(chunks, threads: threads) { chunk in
+                let n0 = chunk * per, n1 = min(N, n0 + per)
+                if n0 >= n1 { return }
+                let y = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Float>(bitPattern: outAddress), count: M * N)
+                let x = UnsafeBufferPointer(start: UnsafePointer<Float>(bitPattern: xAddress), count: M * K)
+                try! Kernels.matmul(W.type, weights: W.bytes, rowBytes: W.rowBytes, rows: n0 ..< n1, k: K, x: x, m: M,
+                                    y: y, ldy: N)
+            }
+        }
+        if let bias = layer.bias {
+            for m in 0 ..< M { for n in 0 ..< N { out[m * N + n] += bias[n] } }
+        }
+        return
+    }
     parallelFor(chunks, threads: threads) { chunk in
         let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
         let x = UnsafePointer<Float>(bitPattern: xAddress)!
@@ -97,15 +145,22 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M:
 func linearBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int) {
     let W = layer.weight
     let N = W.rows, K = W.cols
-    // Parallel over activation rows m: each thread owns its dX rows, weights are decoded per thread.
+    // Parallel over activation rows m: each thread owns its dX rows.
     let chunks = max(1, min(M, threads))
     let per = (M + chunks - 1) / chunks
     let dxAddress = Int(bitPattern: dx), dyAddress = Int(bitPattern: dy)
+    let useKernels = kernelTypes.contains(W.type)
     parallelFor(chunks, threads: threads) { chunk in
         let dx = UnsafeMutablePointer<Float>(bitPattern: dxAddress)!
         let dy = UnsafePointer<Float>(bitPattern: dyAddress)!
         let m0 = chunk * per, m1 = min(M, m0 + per)
         if m0 >= m1 { return }
+        if useKernels {
+            try! Kernels.matmulTransposed(W.type, weights: W.bytes, rowBytes: W.rowBytes, n: N, k: K,
+                                          dy: UnsafeBufferPointer(start: dy + m0 * N, count: (m1 - m0) * N), m: m1 - m0,
+                                          dx: UnsafeMutableBufferPointer(start: dx + m0 * K, count: (m1 - m0) * K))
+            return
+        }
         let row = UnsafeMutablePointer<Float>.allocate(capacity: K)
         defer { row.deallocate() }
         for n in 0 ..< N {

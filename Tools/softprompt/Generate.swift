@@ -20,6 +20,9 @@ struct Generate: ParsableCommand {
     @Option(name: [.short, .customLong("threads")], help: "Threads.")
     var threads = 1
 
+    @Flag(help: "Compute with float32 activations (the exact path) instead of llama.cpp-style int8 activations.")
+    var exact = false
+
     @Option(help: "Write the logits of every prompt position to this .npy (float32, [positions, vocab]).")
     var logitsOut: String?
 
@@ -31,7 +34,7 @@ struct Generate: ParsableCommand {
         do {
             let gguf = try GGUFFile(path: path)
             let llama = try LlamaModel(gguf: gguf)
-            let session = try InferenceSession(model: llama, threads: threads)
+            let session = try InferenceSession(model: llama, threads: threads, precision: exact ? .exact : .int8)
             let prompt = (ids ?? "").split(separator: ",").compactMap { Int32($0.trimmingPrefix(" ")) }
             var inputs: [ModelInput] = []
             var virtual = 0
