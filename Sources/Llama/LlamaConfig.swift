@@ -74,16 +74,16 @@ public struct LlamaConfig: Sendable, Equatable {
         rmsNormEps = try float("attention.layer_norm_rms_epsilon")
         ropeTheta = try float("rope.freq_base", 10000)
         ropeDimensions = try int("rope.dimension_count", hiddenSize / max(1, numAttentionHeads))
-        ropeFreqScale = 1
-        if let scaling = gguf.string("\(arch).rope.scaling.type"), scaling != "none" {
-            guard scaling == "linear" else {
-                throw ModelError(.invalidMetadata("\(arch).rope.scaling.type"),
-                                 "RoPE scaling '\(scaling)' is not supported (supported: none, linear, llama3 frequency factors)",
-                                 path: gguf.path)
-            }
-            let factor = try float("rope.scaling.factor", 1)
-            ropeFreqScale = factor > 0 ? 1 / factor : 1
+        // As llama.cpp reads them: the type defaults to linear, and the factor is rope.scaling.factor, else
+        // the older key rope.scale_linear (absent or 0: unscaled).
+        let scaling = gguf.string("\(arch).rope.scaling.type") ?? "linear"
+        guard scaling == "linear" || scaling == "none" else {
+            throw ModelError(.invalidMetadata("\(arch).rope.scaling.type"),
+                             "RoPE scaling '\(scaling)' is not supported (supported: none, linear, llama3 frequency factors)",
+                             path: gguf.path)
         }
+        let factor = try float("rope.scaling.factor", try float("rope.scale_linear", 0))
+        ropeFreqScale = scaling == "linear" && factor > 0 ? 1 / factor : 1
         tieWordEmbeddings = gguf.tensor(named: "output.weight") == nil
         attentionBias = gguf.tensor(named: "blk.0.attn_q.bias") != nil
         try validate(path: gguf.path)

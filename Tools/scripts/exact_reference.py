@@ -5,7 +5,8 @@ against (and llama.cpp, which quantizes activations to 8 bits, is judged by the 
 
 Covers what the inference core supports: architectures llama / mistral (adjacent RoPE pairs) and qwen2
 (NeoX pairs, Q/K/V biases), GQA, RMSNorm, SwiGLU, tied or separate output head, linear RoPE scaling and
-llama3 frequency factors (`rope_freqs.weight`), input embeddings prepended before the tokens.
+llama3 frequency factors (`rope_freqs.weight`), both read as llama.cpp reads them, input embeddings
+prepended before the tokens.
 
 usage:
   exact_reference.py -m MODEL.gguf --ids 1,2,3 [--embeddings E.npy] --out logits.npy
@@ -39,8 +40,13 @@ class Reference:
         self.head = self.width // self.n_head
         self.rope_dims = int(k("rope.dimension_count", self.head))
         base = float(k("rope.freq_base", 10000.0))
-        scaling = k("rope.scaling.type")
-        factor = float(k("rope.scaling.factor", 1.0) or 1.0)
+        # As llama.cpp reads them: the scaling type defaults to linear, and the factor comes from
+        # rope.scaling.factor or else the older key rope.scale_linear (0 or absent: no scaling).
+        scaling = k("rope.scaling.type", "linear")
+        if scaling not in ("none", "linear"):
+            raise SystemExit(f"unsupported RoPE scaling {scaling}")
+        factor = k("rope.scaling.factor")
+        factor = float((k("rope.scale_linear", 0.0) if factor is None else factor) or 1.0)
         self.neox = arch == "qwen2"
         self.w = {}
         for t in r.tensors:
