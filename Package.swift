@@ -42,11 +42,11 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
-        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF"]),
+        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Tokenizers"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

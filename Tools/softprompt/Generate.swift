@@ -2,23 +2,66 @@ import ArgumentParser
 import GGUF
 import Llama
 import TensorIO
+import Tokenizers
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `softprompt generate`: run a model on a prompt and stream its continuation.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate text with a model, optionally after raw input embeddings (a soft prompt).")
+        abstract: "Generate text with a model, optionally after raw input embeddings (a soft prompt).",
+        discussion: """
+            Streams the continuation to stdout as it is produced; prefill and generation speeds go to stderr. \
+            By default activations are quantized to 8 bits before the quantized matrix products, as llama.cpp \
+            does; --exact computes with float32 activations.
+            """)
 
     @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
     var model: String?
 
+    @Argument(help: "The prompt text.")
+    var text: String?
+
     @Option(name: .customLong("ids"), help: "Token ids instead of text (comma-separated).")
     var ids: String?
 
-    @Option(name: .customShort("n"), help: "Tokens to generate.")
-    var count = 32
+    @Flag(help: "Format the text as a user message with the model's chat template.")
+    var chat = false
+
+    @Option(help: "Chat template family to use instead of the one recognised from the model (\(ChatTemplate.presetNames.joined(separator: ", "))).")
+    var chatTemplate: String?
+
+    @Option(help: "System message for --chat (default: the template's own, if any).")
+    var system: String?
+
+    @Option(name: .customShort("n"), help: "Maximum tokens to generate.")
+    var count = 128
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temp: Float = 0
+
+    @Option(help: "Keep the K most likely tokens (0: off).")
+    var topK = 40
+
+    @Option(help: "Nucleus sampling: keep the smallest set with probability mass P (1: off).")
+    var topP: Float = 0.95
+
+    @Option(help: "Drop tokens less likely than P times the most likely one (0: off).")
+    var minP: Float = 0.05
+
+    @Option(help: "Repetition penalty over the last 64 tokens (1: off).")
+    var repeatPenalty: Float = 1
+
+    @Option(help: "Random seed (default: random; printed on stderr).")
+    var seed: UInt64?
+
+    @Option(name: .customLong("stop"), help: "Stop when this text is produced (repeatable).")
+    var stops: [String] = []
 
     @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 1
+    var threads = 2
 
     @Flag(help: "Compute with float32 activations (the exact path) instead of llama.cpp-style int8 activations.")
     var exact = false
@@ -29,49 +72,86 @@ struct Generate: ParsableCommand {
     @Option(help: "Prepend raw input embeddings from this .npy (float32, [n, width]) before the text.")
     var embeddings: String?
 
+    func validate() throws {
+        if (text == nil) == (ids == nil) { throw ValidationError("give the prompt as TEXT or as --ids, not both or neither") }
+        if chat && ids != nil { throw ValidationError("--chat formats text; it cannot be used with --ids") }
+        if count < 0 { throw ValidationError("-n must be at least 0") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if temp < 0 || topK < 0 || topP <= 0 || topP > 1 || minP < 0 || minP > 1 || repeatPenalty <= 0 {
+            throw ValidationError("sampling options out of range (temp >= 0, top-k >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repeat-penalty > 0)")
+        }
+    }
+
     func run() throws {
         let path = try ModelLocator.resolve(model)
         do {
             let gguf = try GGUFFile(path: path)
             let llama = try LlamaModel(gguf: gguf)
-            let session = try InferenceSession(model: llama, threads: threads, precision: exact ? .exact : .int8)
-            let prompt = (ids ?? "").split(separator: ",").compactMap { Int32($0.trimmingPrefix(" ")) }
-            var inputs: [ModelInput] = []
-            var virtual = 0
+            let tokenizer = try Tokenizer(TokenizerVocabulary(gguf: gguf))
+            var leading: [Float] = []
             if let embeddings {
                 let array = try NPY.read(path: embeddings)
                 guard array.shape.count == 2, array.shape[1] == llama.config.hiddenSize, let values = array.floats() else {
                     throw CLIError("\(embeddings): expected a float [n, \(llama.config.hiddenSize)] array, found \(array.dtype.rawValue) \(array.shape)")
                 }
-                virtual = array.shape[0]
-                inputs.append(.embeddings(values))
+                leading = values
             }
-            inputs.append(.tokens(prompt))
-            let rows = virtual + prompt.count
-            let start = Output.now()
-            var logits = try session.forward(inputs, logits: logitsOut != nil ? .all : .last)
-            let prefill = Output.now() - start
-            let V = llama.config.vocabSize
-            if let logitsOut {
-                try NPY.write(path: logitsOut, shape: [rows, V], values: logits)
-                logits = Array(logits[(rows - 1) * V ..< rows * V])
+            let prompt: GenerationPrompt
+            if let ids {
+                let parsed = ids.split(separator: ",").map { Int32($0.trimmingPrefix(" ")) }
+                guard parsed.allSatisfy({ $0 != nil }) else { throw CLIError("--ids takes comma-separated integers") }
+                prompt = .tokens(parsed.map { $0! }, embeddings: leading)
+            } else if chat {
+                let template = try ChatTemplate(gguf: gguf, named: chatTemplate)
+                var messages: [ChatMessage] = []
+                if let system { messages.append(ChatMessage(.system, system)) }
+                messages.append(ChatMessage(.user, text!))
+                // Templates print BOS themselves when the model wants it: no extra special tokens.
+                prompt = .text(try template.render(messages), embeddings: leading, addSpecial: false, parseSpecial: true)
+            } else {
+                prompt = .text(text!, embeddings: leading)
             }
-            var generated: [Int32] = []
-            let genStart = Output.now()
-            for i in 0 ..< count {
-                var best = 0
-                for v in 1 ..< V where logits[v] > logits[best] { best = v }
-                generated.append(Int32(best))
-                print(best, terminator: i == count - 1 ? "\n" : " ")
-                if i + 1 < count { logits = try session.forward([.tokens([Int32(best)])], logits: .last) }
+            let session = try InferenceSession(model: llama, threads: threads, precision: exact ? .exact : .int8)
+            if let logitsOut { try writePromptLogits(prompt, tokenizer: tokenizer, session: session, to: logitsOut) }
+            let sampler = Sampler(SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP,
+                                                     repeatPenalty: repeatPenalty, seed: seed))
+            var generator = Generator(session: session, tokenizer: tokenizer, sampler: sampler)
+            let summary = try generator.generate(prompt, options: GenerationOptions(maxTokens: count, stopStrings: stops)) { chunk in
+                Output.stream(chunk)
+                return true
             }
-            let gen = Output.now() - genStart
-            Output.error("prefill: \(rows) tokens in \(Output.fixed(prefill, 3)) s (\(Output.fixed(Double(rows) / prefill, 1)) tok/s); "
-                         + "generation: \(count) tokens in \(Output.fixed(gen, 3)) s (\(Output.fixed(Double(max(0, count - 1)) / max(gen, 1e-9), 1)) tok/s)")
+            Output.stream("\n")
+            let n = summary.generatedTokens
+            Output.error("prefill: \(summary.promptPositions) positions in \(Output.fixed(summary.prefillSeconds, 3)) s "
+                         + "(\(Output.fixed(Double(summary.promptPositions) / max(summary.prefillSeconds, 1e-9), 1)) tok/s); "
+                         + "generation: \(n) tokens in \(Output.fixed(summary.generationSeconds, 3)) s "
+                         + "(\(Output.fixed(Double(n) / max(summary.generationSeconds, 1e-9), 1)) tok/s); "
+                         + "stop: \(summary.stopReason); seed \(generator.sampler.seed)")
         } catch let error as ModelError {
             throw CLIError(error.description)
         } catch let error as GGUFError {
             throw CLIError(error.description)
+        } catch let error as TokenizerError {
+            throw CLIError("\(path): \(error.description)")
+        } catch let error as ChatTemplateError {
+            throw CLIError("\(error)")
         }
+    }
+
+    /// Runs the prompt once with logits at every position and writes them as [positions, vocab] float32.
+    private func writePromptLogits(_ prompt: GenerationPrompt, tokenizer: Tokenizer, session: InferenceSession,
+                                   to path: String) throws {
+        let ids: [Int32]
+        switch prompt.content {
+        case let .tokens(t): ids = t
+        case let .text(t, addSpecial, parseSpecial): ids = tokenizer.encode(t, addSpecial: addSpecial, parseSpecial: parseSpecial)
+        }
+        var inputs: [ModelInput] = []
+        if !prompt.embeddings.isEmpty { inputs.append(.embeddings(prompt.embeddings)) }
+        inputs.append(.tokens(ids))
+        let logits = try session.forward(inputs, logits: .all)
+        let V = session.model.config.vocabSize
+        try NPY.write(path: path, shape: [logits.count / V, V], values: logits)
+        session.reset()
     }
 }
