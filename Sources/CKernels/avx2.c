@@ -332,7 +332,7 @@ T2 INL void tr8x16b(const uint8_t *const *rows, size_t off, __m256i T[4]) {
     T[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-/* Q4_K / Q6_K, full 16-row group, whole super-blocks; quants by SIMD transposes, scales per row. */
+/* Q4_K / Q6_K, one 16-row group, whole super-blocks; quants by SIMD transposes, scales per row. */
 T2 static void pack_kquant_group(int type, const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
     const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8); /* K-quants have one plane in both modes */
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
@@ -407,17 +407,14 @@ T2 static void pack_kquant_group(int type, const uint8_t *const rows[16], int j0
     }
 }
 
-/* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
+/* Packs sub-blocks [j0, j0+nsb) of rows [n_first, n_first+nrows) (nrows ≤ 16) in the layout of pack.h. */
 T2 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
                              int q8mode, uint8_t *out) {
-    if (nrows < 16) {
-        spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, q8mode, out);
-        return;
-    }
+    /* Lanes past nrows re-read the last row: finite values whose results are never stored. */
+    const uint8_t *rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + (r < nrows ? r : nrows - 1)) * row_bytes;
     if (spk_is_kquant(type)) {
-        const uint8_t *kr[16];
-        for (int r = 0; r < 16; r++) kr[r] = W + (size_t)(n_first + r) * row_bytes;
-        pack_kquant_group(type, kr, j0, nsb, out);
+        pack_kquant_group(type, rows, j0, nsb, out);
         return;
     }
     const size_t stride = spk_pack_q8_stride(type, q8mode);
@@ -425,8 +422,6 @@ T2 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n
     const int qoff = type == SPK_TYPE_Q4_1 ? 4 : 2;
     const int planes = (type == SPK_TYPE_Q8_0 && q8mode == SPK_Q8_SIGN) ? 2 : 1;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const uint8_t *rows[16];
-    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + r) * row_bytes;
     for (int jj = 0; jj < nsb; jj++) {
         const size_t off = (size_t)(j0 + jj) * bb;
         uint8_t *dst = out + (size_t)jj * stride;

@@ -423,7 +423,7 @@ T512 INL __m512i gather_dw(const uint8_t *const rows[16], size_t off) {
     return _mm512_loadu_si512(v);
 }
 
-/* Q4_K, full 16-row group; j0 and nsb are whole super-blocks (multiples of 8). */
+/* Q4_K, one 16-row group; j0 and nsb are whole super-blocks (multiples of 8). */
 T512 static void pack_q4k_group(const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
     const size_t stride = 8 * 64 + 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi32(63), lo4 = _mm512_set1_epi32(0x0F);
@@ -467,7 +467,7 @@ T512 static void pack_q4k_group(const uint8_t *const rows[16], int j0, int nsb, 
     }
 }
 
-/* Q6_K, full 16-row group; j0 and nsb are whole super-blocks (multiples of 16 sub-blocks of 16). */
+/* Q6_K, one 16-row group; j0 and nsb are whole super-blocks (multiples of 16 sub-blocks of 16). */
 T512 static void pack_q6k_group(const uint8_t *const rows[16], int j0, int nsb, uint8_t *out) {
     const size_t stride = 4 * 64 + 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
@@ -512,26 +512,24 @@ T512 static void pack_q6k_group(const uint8_t *const rows[16], int j0, int nsb, 
     }
 }
 
-/* SIMD packing of a full 16-row group for Q4_0 / Q4_1 / Q8_0 (same layout as spk_pack_q8_portable). */
+/* Packs sub-blocks [j0, j0+nsb) of rows [n_first, n_first+nrows) (nrows ≤ 16) in the layout of pack.h. */
 T512 static void pack_q8_group(int type, const uint8_t *W, size_t row_bytes, int n_first, int nrows, int j0, int nsb,
                                uint8_t *out) {
-    if (nrows < 16) {
-        spk_pack_q8_portable(type, W, row_bytes, n_first, nrows, j0, nsb, SPK_Q8_U8, out);
+    /* Lanes past nrows re-read the last row: finite values whose results are never stored. */
+    const uint8_t *rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + (r < nrows ? r : nrows - 1)) * row_bytes;
+    if (type == SPK_TYPE_Q4_K) {
+        pack_q4k_group(rows, j0, nsb, out);
         return;
     }
-    if (spk_is_kquant(type)) {
-        const uint8_t *kr[16];
-        for (int r = 0; r < 16; r++) kr[r] = W + (size_t)(n_first + r) * row_bytes;
-        if (type == SPK_TYPE_Q4_K) pack_q4k_group(kr, j0, nsb, out);
-        else pack_q6k_group(kr, j0, nsb, out);
+    if (type == SPK_TYPE_Q6_K) {
+        pack_q6k_group(rows, j0, nsb, out);
         return;
     }
     const size_t stride = spk_pack_q8_stride(type, SPK_Q8_U8);
     const size_t bb = type == SPK_TYPE_Q4_0 ? SPK_Q4_0_BYTES : type == SPK_TYPE_Q4_1 ? SPK_Q4_1_BYTES : SPK_Q8_0_BYTES;
     const int qoff = type == SPK_TYPE_Q4_1 ? 4 : 2;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *rows[16];
-    for (int r = 0; r < 16; r++) rows[r] = W + (size_t)(n_first + r) * row_bytes;
     for (int jj = 0; jj < nsb; jj++) {
         const size_t off = (size_t)(j0 + jj) * bb;
         uint8_t *dst = out + (size_t)jj * stride;

@@ -152,6 +152,8 @@ int spk_dequantize_row(int type, const void *src, float *dst, int64_t k);
  *
  * Speed: weight rows are dequantized once per 32-row (16 for AVX2) × 256-column panel into an L1
  * tile and reused across all M rows by a 12×32 (AVX-512) / 6×16 (AVX2) register-blocked micro-kernel.
+ * For few rows (M < 8 on AVX-512, M < 6 on AVX2) and block types, the quants of 16 weight rows are
+ * transposed as bytes instead and dequantized one column at a time with per-row scale vectors.
  */
 int spk_matmul_f32(const spk_kernels *kern, int type, const void *W, size_t row_bytes, int n_begin,
                    int n_end, int K, const float *X, int M, int ldx, float *Y, int ldy);
@@ -162,7 +164,7 @@ int spk_matmul_f32(const spk_kernels *kern, int type, const void *W, size_t row_
  * The backward of spk_matmul_f32 with respect to X. W is N × K as above (all N rows are read, only the
  * block columns of the range); dY is M × N f32 (stride ldy ≥ N); dX is M × (≥ k_end) f32 (stride
  * ldx ≥ k_end). Parallelise over disjoint column ranges: k_begin and k_end must be multiples of 32
- * (of 256 for K-quants), or k_end == K.
+ * (of 256 for K-quants), or k_end == K. (Splitting the M rows, by offsetting dY and dX, works too.)
  *
  * Result contract (every level, bit for bit): acc = dX[m,k]; acc = fmaf(dY[m,n], W[n,k], acc) for
  * n = 0, ..., N-1; dX[m,k] = acc.
@@ -232,6 +234,10 @@ int spk_vec_dot_type(int weight_type);
  *         acc = fmaf((float)Σ (q-32)·x, (d*sc_j)*dx, acc)
  * Against the exact product X·Wᵀ the error is the activation rounding (≤ d/2 per element, i.e. about
  * 0.4 % of the block's largest |x|) plus f32 accumulation; the tests bound the second by 1e-5 of Σ|terms|.
+ *
+ * Speed: 16-row groups of weights are repacked per call ([4-byte step][16 rows] u8 quants plus per-row
+ * scale vectors, pack.h) and multiplied by an 8×16 (AVX-512) / 4×16 (AVX2) micro-kernel on broadcast
+ * activation dwords (vpdpbusd, or vpmaddubsw + vpmaddwd without VNNI).
  *
  * Returns SPK_OK, SPK_EINVAL, SPK_ETYPE or SPK_ENOMEM.
  */
