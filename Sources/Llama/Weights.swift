@@ -89,8 +89,9 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M:
                    precision: MatmulPrecision = .exact) {
     let W = layer.weight
     let N = W.rows, K = W.cols
+    // Row chunks in multiples of 32 (the kernels' row groups), a few per thread for balance.
     let chunks = max(1, min(N / 32, threads * 4))
-    let per = (N + chunks - 1) / chunks
+    let per = ((N + chunks - 1) / chunks + 31) / 32 * 32
     let outAddress = Int(bitPattern: out), xAddress = Int(bitPattern: x)
     if kernelTypes.contains(W.type) {
         let y = UnsafeMutableBufferPointer(start: out, count: M * N)
