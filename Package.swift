@@ -7,7 +7,8 @@ import PackageDescription
 ///   Quants             ggml tensor types: block layouts, dequantization, quantization
 ///   GGUF               GGUF reader / writer
 ///   Safetensors        safetensors reader / writer, sharded index
-///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers
+///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
+///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
 ///   softprompt (Tools) the command-line interface
 let package = Package(
     name: "SoftPromptKit",
@@ -36,11 +37,11 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
-        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "GGUF"]),
+        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "GGUF", "Safetensors", "Tokenizers"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -52,6 +53,6 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "TestSupport"]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )
