@@ -9,7 +9,8 @@ import PackageDescription
 ///   Kernels            bounds-checked Swift entry points to CKernels
 ///   GGUF               GGUF reader / writer
 ///   Safetensors        safetensors reader / writer, sharded index
-///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers
+///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
+///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
 ///   softprompt (Tools) the command-line interface
 let package = Package(
     name: "SoftPromptKit",
@@ -42,7 +43,7 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["TensorIO", "Quants"]),
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
-        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Tokenizers"]),
+        .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
@@ -59,6 +60,6 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "TestSupport"]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

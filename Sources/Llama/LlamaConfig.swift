@@ -38,8 +38,11 @@ public struct LlamaConfig: Sendable, Equatable {
 
     /// Size of one attention head.
     public var headDim: Int { hiddenSize / numAttentionHeads }
-    /// How rotary pairs are formed.
-    public var ropeMode: RoPEMode { architecture == "qwen2" ? .neox : .normal }
+    /// How rotary pairs are formed. This depends on where the weights come from, not only on the
+    /// architecture: llama.cpp's converter permutes the Q/K rows of llama and mistral models so that
+    /// GGUF files pair adjacent elements (`.normal`), while Hugging Face checkpoints of every
+    /// architecture pair element i with i + d/2 (`.neox`). See Formats/tensor-names.md.
+    public var ropeMode: RoPEMode
 
     /// Reads the configuration from a GGUF file's metadata.
     /// - Throws: `ModelError` naming the missing or invalid key, or an unsupported architecture.
@@ -63,6 +66,7 @@ public struct LlamaConfig: Sendable, Equatable {
             throw ModelError(.missingMetadata("\(arch).\(key)"), "missing float metadata \(arch).\(key)", path: gguf.path)
         }
         architecture = arch
+        ropeMode = arch == "qwen2" ? .neox : .normal
         hiddenSize = try int("embedding_length")
         numHiddenLayers = try int("block_count")
         numAttentionHeads = try int("attention.head_count")
@@ -103,6 +107,7 @@ public struct LlamaConfig: Sendable, Equatable {
             throw ModelError(.missingMetadata(key), "config.json has no integer '\(key)'", path: path)
         }
         architecture = arch
+        ropeMode = .neox  // Hugging Face checkpoints rotate halves (rotate_half), for every architecture
         hiddenSize = try int("hidden_size")
         numHiddenLayers = try int("num_hidden_layers")
         numAttentionHeads = try int("num_attention_heads")
@@ -111,15 +116,19 @@ public struct LlamaConfig: Sendable, Equatable {
         vocabSize = try int("vocab_size")
         maxPositionEmbeddings = try int("max_position_embeddings", 2048)
         rmsNormEps = Float(config["rms_norm_eps"]?.doubleValue ?? 1e-6)
-        ropeTheta = Float(config["rope_theta"]?.doubleValue ?? 10000)
+        // transformers 5 writes RoPE settings as `rope_parameters` {rope_theta, rope_type, factor, ...}
+        // instead of top-level `rope_theta` and `rope_scaling`.
+        func present(_ value: JSONValue?) -> JSONValue? { value?.isNull == false ? value : nil }
+        let ropeParameters = present(config["rope_parameters"])
+        ropeTheta = Float(config["rope_theta"]?.doubleValue ?? ropeParameters?["rope_theta"]?.doubleValue ?? 10000)
         ropeDimensions = try int("head_dim", hiddenSize / max(1, numAttentionHeads))
         ropeFreqScale = 1
-        if let scaling = config["rope_scaling"], !scaling.isNull {
+        if let scaling = present(config["rope_scaling"]) ?? ropeParameters {
             let kind = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? ""
-            guard kind == "linear" else {
+            guard kind == "linear" || (kind == "default" && scaling["factor"] == nil) else {
                 throw ModelError(.invalidMetadata("rope_scaling"), "rope_scaling type '\(kind)' is not supported for Hugging Face directories (supported: linear)", path: path)
             }
-            ropeFreqScale = 1 / Float(scaling["factor"]?.doubleValue ?? 1)
+            if kind == "linear" { ropeFreqScale = 1 / Float(scaling["factor"]?.doubleValue ?? 1) }
         }
         tieWordEmbeddings = config["tie_word_embeddings"]?.boolValue ?? false
         attentionBias = arch == "qwen2" || (config["attention_bias"]?.boolValue ?? false)

@@ -29,7 +29,24 @@ public final class LlamaModel: @unchecked Sendable {
     public let ropeFreqFactors: [Float]?
     /// The GGUF file the model was read from, when it was.
     public let gguf: GGUFFile?
+    /// Keeps alive the storage the weight views point into: the GGUF file, a safetensors checkpoint,
+    /// or buffers owned by the loader.
     private let owner: AnyObject
+
+    /// Assembles a model from weights a loader has already checked against `config` (used by the
+    /// Hugging Face loader, `init(huggingFace:config:)`).
+    /// - Parameter owner: The object that keeps the memory behind every `WeightMatrix` alive.
+    init(config: LlamaConfig, tokenEmbedding: WeightMatrix, layers: [LlamaLayer], outputNorm: [Float],
+         output: Linear, ropeFreqFactors: [Float]?, owner: AnyObject) {
+        self.config = config
+        self.tokenEmbedding = tokenEmbedding
+        self.layers = layers
+        self.outputNorm = outputNorm
+        self.output = output
+        self.ropeFreqFactors = ropeFreqFactors
+        self.gguf = nil
+        self.owner = owner
+    }
 
     /// Loads a model from a GGUF file: every tensor the architecture needs must be present with the shape
     /// the metadata implies, and no other tensor may be present.
