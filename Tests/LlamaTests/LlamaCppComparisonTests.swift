@@ -253,6 +253,18 @@ struct LlamaCppComparisonTests {
         }
     }
 
+    /// The int8 path (what `generate` uses by default): mean KL from the exact reference no larger than
+    /// llama.cpp's own on the same prompts, and the same top-1 as llama.cpp wherever llama.cpp's top-2
+    /// margin exceeds 0.5, on every case (token prompts and the prompt behind 8 random embeddings).
+    @Test func int8PathClearsTheLlamaCppBar() throws {
+        for c in try LlamaCppYardstick.defaultModelCases(vocab: model.config.vocabSize) {
+            let session = try InferenceSession(model: model, capacity: 256, threads: 2, precision: .int8)
+            let verdict = c.judge(try session.forward(c.inputs, logits: .all))
+            print("[llama.cpp bar] smollm2 \(c.name): int8 path \(verdict)")
+            #expect(verdict.passes, "\(c.name): \(verdict)")
+        }
+    }
+
     /// The bar can be failed: logits that differ from the exact reference by llama.cpp-sized noise in
     /// the wrong places (a runner-up lifted above the top-1 at every confident position) fail both checks.
     @Test func theBarRejectsAWorseCandidate() throws {

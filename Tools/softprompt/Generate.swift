@@ -85,9 +85,11 @@ struct Generate: ParsableCommand {
     func run() throws {
         let path = try ModelLocator.resolve(model)
         do {
-            let gguf = try GGUFFile(path: path)
-            let llama = try LlamaModel(gguf: gguf)
-            let tokenizer = try Tokenizer(TokenizerVocabulary(gguf: gguf))
+            // A GGUF file, or a Hugging Face directory (config.json, safetensors, tokenizer.json).
+            let gguf = isDirectory(path) ? nil : try GGUFFile(path: path)
+            let llama = try gguf.map { try LlamaModel(gguf: $0) } ?? LlamaModel(huggingFaceDirectory: path)
+            let tokenizer = try Tokenizer(gguf.map { try TokenizerVocabulary(gguf: $0) }
+                                          ?? TokenizerVocabulary(huggingFaceDirectory: path))
             var leading: [Float] = []
             if let embeddings {
                 let array = try NPY.read(path: embeddings)
@@ -102,7 +104,17 @@ struct Generate: ParsableCommand {
                 guard parsed.allSatisfy({ $0 != nil }) else { throw CLIError("--ids takes comma-separated integers") }
                 prompt = .tokens(parsed.map { $0! }, embeddings: leading)
             } else if chat {
-                let template = try ChatTemplate(gguf: gguf, named: chatTemplate)
+                let template: ChatTemplate
+                if let gguf {
+                    template = try ChatTemplate(gguf: gguf, named: chatTemplate)
+                } else {
+                    guard let chatTemplate else {
+                        throw CLIError("--chat with a Hugging Face directory needs --chat-template NAME (\(ChatTemplate.presetNames.joined(separator: ", ")))")
+                    }
+                    let bos = tokenizer.specialTokens.bos.flatMap { tokenizer.text(of: $0) } ?? ""
+                    let eos = tokenizer.specialTokens.eos.flatMap { tokenizer.text(of: $0) } ?? ""
+                    template = try ChatTemplate(named: chatTemplate, bosToken: bos, eosToken: eos)
+                }
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(.system, system)) }
                 messages.append(ChatMessage(.user, text!))
@@ -135,6 +147,10 @@ struct Generate: ParsableCommand {
             throw CLIError("\(path): \(error.description)")
         } catch let error as ChatTemplateError {
             throw CLIError("\(error)")
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("\(path): \(error)")
         }
     }
 
