@@ -66,17 +66,7 @@ public final class PromptGradient {
         let cfg = model.config
         let C = cfg.hiddenSize, V = cfg.vocabSize
         guard !targets.isEmpty else { throw ModelError(.invalidInput, "no targets: the loss is undefined") }
-        var x: [Float] = []
-        for input in inputs {
-            switch input {
-            case .embeddings(let rows):
-                guard rows.count % C == 0 else {
-                    throw ModelError(.invalidInput, "embeddings hold \(rows.count) floats, not a multiple of the width \(C)")
-                }
-                x += rows
-            case .tokens(let ids): x += try model.embed(ids)
-            }
-        }
+        var x = try model.inputRows(inputs)
         let total = x.count / C
         for target in targets {
             guard target.row >= 0, target.row < total, target.token >= 0, Int(target.token) < V else {

@@ -120,6 +120,26 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// The input rows of a sequence, (T, C): embedding blocks as given, token ids embedded.
+    /// - Throws: `ModelError.invalidInput` for an embedding block that is not whole rows of the width, or a
+    ///   token id outside the vocabulary.
+    public func inputRows(_ inputs: [ModelInput]) throws(ModelError) -> [Float] {
+        let C = config.hiddenSize
+        var x: [Float] = []
+        for input in inputs {
+            switch input {
+            case .embeddings(let rows):
+                guard rows.count % C == 0 else {
+                    throw ModelError(.invalidInput, "embeddings hold \(rows.count) floats, not a multiple of the width \(C)")
+                }
+                x += rows
+            case .tokens(let ids):
+                x += try embed(ids)
+            }
+        }
+        return x
+    }
+
     /// The embedding rows of `tokens`, (T, C), decoded from the (possibly quantized) token table.
     /// - Throws: `ModelError.invalidInput` for an id outside the vocabulary.
     public func embed(_ tokens: [Int32]) throws(ModelError) -> [Float] {

@@ -69,18 +69,7 @@ public final class InferenceSession {
     public func forward(_ inputs: [ModelInput], logits request: LogitsRequest = .last) throws(ModelError) -> [Float] {
         let cfg = model.config
         let C = cfg.hiddenSize
-        var x: [Float] = []
-        for input in inputs {
-            switch input {
-            case .embeddings(let rows):
-                guard rows.count % C == 0 else {
-                    throw ModelError(.invalidInput, "embeddings hold \(rows.count) floats, not a multiple of the width \(C)")
-                }
-                x += rows
-            case .tokens(let ids):
-                x += try model.embed(ids)
-            }
-        }
+        var x = try model.inputRows(inputs)
         let T = x.count / C
         guard T > 0 else { return [] }
         guard position + T <= capacity else {
@@ -97,13 +86,12 @@ public final class InferenceSession {
             }
             rows = r
         }
-        let hidden = runLayers(&x, T: T)
-        _ = hidden
+        runLayers(&x, T: T)
         return outputLogits(x, rows: rows)
     }
 
     /// The transformer blocks over `x` (T, C), in place; advances `position`.
-    private func runLayers(_ x: inout [Float], T: Int) -> Void {
+    private func runLayers(_ x: inout [Float], T: Int) {
         let cfg = model.config
         let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
         let F = cfg.intermediateSize
@@ -111,7 +99,6 @@ public final class InferenceSession {
         let S = pos0 + T
         var h = [Float](repeating: 0, count: T * C)          // (T, C) normed input
         var q = [Float](repeating: 0, count: T * H * D)      // (T, H, D)
-        var kv = [Float](repeating: 0, count: T * Hkv * D)   // (T, Hkv, D) new keys / values
         var att = [Float](repeating: 0, count: T * H * D)    // (T, H, D)
         var proj = [Float](repeating: 0, count: T * C)       // (T, C)
         var gate = [Float](repeating: 0, count: T * F)       // (T, F)
@@ -180,7 +167,6 @@ public final class InferenceSession {
                 for i in 0 ..< T * C { xp[i] += proj[i] }
             }
         }
-        _ = kv
         position += T
     }
 
