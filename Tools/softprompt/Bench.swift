@@ -32,8 +32,8 @@ struct Bench: ParsableCommand {
     @Option(name: [.short, .customLong("threads")], help: "Comma-separated thread counts (inference).")
     var threads = "1,2"
 
-    @Flag(help: "Benchmark the exact path (float32 activations) instead of the int8 path.")
-    var exact = false
+    @Flag(help: "Benchmark the int8 path (llama.cpp-style 8-bit activations) instead of the exact float32 path.")
+    var int8 = false
 
     @Option(name: [.short, .customLong("prompt")], help: "Prompt-processing batch length (inference).")
     var promptTokens = 512
@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
         var rows: [[String: Double]] = []
         for t in threadCounts {
             let session = try InferenceSession(model: model, capacity: max(promptTokens, genTokens) + 1, threads: t,
-                                               precision: exact ? .exact : .int8)
+                                               precision: int8 ? .int8 : .exact)
             // Warm-up (page cache, lazy allocations), as llama-bench does.
             _ = try session.forward([.tokens(Array(prompt.prefix(16)))], logits: .last)
             session.reset()
@@ -107,7 +107,7 @@ struct Bench: ParsableCommand {
         }
         if json {
             let report: JSONValue = [
-                "suite": "inference", "model": .string(path), "precision": exact ? "exact" : "int8", "runs": .int(Int64(runs)),
+                "suite": "inference", "model": .string(path), "precision": int8 ? "int8" : "exact", "runs": .int(Int64(runs)),
                 "prompt_tokens": .int(Int64(promptTokens)), "gen_tokens": .int(Int64(genTokens)),
                 "results": .array(rows.map { r in
                     .object(JSONObject(r.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.double($0.value)) }))
@@ -115,7 +115,7 @@ struct Bench: ParsableCommand {
             ]
             print(try JSON.serialize(report, pretty: true))
         } else {
-            print("model: \(path) (\(exact ? "exact float32" : "int8") activations)")
+            print("model: \(path) (\(int8 ? "int8" : "exact float32") activations)")
             let table = rows.map { r in
                 [String(Int(r["threads"]!)),
                  "pp\(promptTokens)", Output.fixed(r["pp"]!, 2) + " ± " + Output.fixed(r["pp_sd"]!, 2),

@@ -14,8 +14,8 @@ struct Generate: ParsableCommand {
         abstract: "Generate text with a model, optionally after raw input embeddings (a soft prompt).",
         discussion: """
             Streams the continuation to stdout as it is produced; prefill and generation speeds go to stderr. \
-            By default activations are quantized to 8 bits before the quantized matrix products, as llama.cpp \
-            does; --exact computes with float32 activations.
+            By default activations stay float32 against exactly dequantized weights (the path soft prompts are \
+            trained through); --int8 quantizes them to 8 bits before the quantized matrix products, as llama.cpp does.
             """)
 
     @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
@@ -63,8 +63,8 @@ struct Generate: ParsableCommand {
     @Option(name: [.short, .customLong("threads")], help: "Threads.")
     var threads = 2
 
-    @Flag(help: "Compute with float32 activations (the exact path) instead of llama.cpp-style int8 activations.")
-    var exact = false
+    @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does (faster; departs from the exact answer at near-ties).")
+    var int8 = false
 
     @Option(help: "Write the logits of every prompt position to this .npy (float32, [positions, vocab]).")
     var logitsOut: String?
@@ -123,7 +123,7 @@ struct Generate: ParsableCommand {
             } else {
                 prompt = .text(text!, embeddings: leading)
             }
-            let session = try InferenceSession(model: llama, threads: threads, precision: exact ? .exact : .int8)
+            let session = try InferenceSession(model: llama, threads: threads, precision: int8 ? .int8 : .exact)
             if let logitsOut { try writePromptLogits(prompt, tokenizer: tokenizer, session: session, to: logitsOut) }
             let sampler = Sampler(SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP,
                                                      repeatPenalty: repeatPenalty, seed: seed))
