@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func rejectsBadArguments() {
-        var rng = SplitMix(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let w = KT.randomWeights(KT.q4_1, rows: 4, k: 64, rng: &rng)
         let x = [Float](repeating: 1, count: 64)
         var y = [Float](repeating: 0, count: 4)
@@ -237,7 +237,7 @@ import Testing
     func shapes(_ type: Int32) -> (n: Int, k: Int) { KT.isKQuant(type) ? (21, 768) : (37, 608) }
 
     @Test func exactMatmulIsIdenticalOnEveryLevel() {
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for (name, type) in KT.weightTypes {
             let (n, k) = shapes(type)
             let w = KT.randomWeights(type, rows: n, k: k, rng: &rng)
@@ -256,7 +256,7 @@ import Testing
     }
 
     @Test func transposedMatmulIsIdenticalOnEveryLevel() {
-        var rng = SplitMix(seed: 43)
+        var rng = SplitMix64(seed: 43)
         for (name, type) in KT.weightTypes {
             let (n, k) = shapes(type)
             let unit = KT.isKQuant(type) ? 256 : 32
@@ -276,7 +276,7 @@ import Testing
     }
 
     @Test func int8MatmulIsIdenticalOnEveryLevel() {
-        var rng = SplitMix(seed: 44)
+        var rng = SplitMix64(seed: 44)
         for (name, type) in KT.int8Types {
             let (n, k) = shapes(type)
             let w = KT.randomWeights(type, rows: n, k: k, rng: &rng)
@@ -295,7 +295,7 @@ import Testing
     }
 
     @Test func activationQuantizersAreIdenticalOnEveryLevel() {
-        var rng = SplitMix(seed: 46)
+        var rng = SplitMix64(seed: 46)
         let (m, k) = (6, 1024)
         var x = KT.randomFloats(m * k, rng: &rng, scale: 3)
         for i in 0 ..< 64 { x[i] = Float(i % 32) - 15.5 }  // exact halves after scaling by 1
@@ -320,7 +320,7 @@ import Testing
 
     /// A row's result does not depend on the batch it is computed in, nor on how rows are split.
     @Test func resultsDoNotDependOnBatchOrSplit() {
-        var rng = SplitMix(seed: 45)
+        var rng = SplitMix64(seed: 45)
         let (n, k, m) = (40, 576, 9)
         let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)
         let x = KT.randomFloats(m * k, rng: &rng)
@@ -342,7 +342,7 @@ import Testing
 /// The intended use: threads (here tasks) computing disjoint row ranges of one product at once.
 @Suite struct ConcurrencyTests {
     @Test func concurrentRowRangesMatchOneCall() async {
-        var rng = SplitMix(seed: 47)
+        var rng = SplitMix64(seed: 47)
         let (n, k, m) = (96, 576, 6)
         let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)
         let x = KT.randomFloats(m * k, rng: &rng)
@@ -381,7 +381,7 @@ import Testing
 @Suite struct HelperTests {
     @Test func halfConversionsAreExactOnEveryLevel() {
         let every = (0 ... 0xFFFF).map { UInt16($0) }
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var floats: [Float] = [0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e-8, -1e-8, 6.1e-5, 5.96e-8, 2.98e-8,
                                2.99e-8, .infinity, -.infinity, .nan, Float(bitPattern: 0x7F80_0001), 1 + 1.0 / 2048,
                                1 + 3.0 / 2048, 1 + 1.0 / 256, 1 + 3.0 / 256, 3.4e38, -Float.leastNormalMagnitude, Float.leastNonzeroMagnitude]
@@ -404,7 +404,7 @@ import Testing
     }
 
     @Test func vectorHelpersAgreeWithDoubleOnEveryLevel() {
-        var rng = SplitMix(seed: 8)
+        var rng = SplitMix64(seed: 8)
         for n in [1, 7, 64, 577] {
             let a = KT.randomFloats(n, rng: &rng, scale: 4), b = KT.randomFloats(n, rng: &rng, scale: 4)
             let g = KT.randomFloats(n, rng: &rng, scale: 12)

@@ -33,7 +33,7 @@ enum KT {
 
     /// Random weight rows of a type: random bytes, with every scale field set to a finite f16 (so no
     /// block holds NaN or infinity) and plain float types drawn from a normal-ish distribution.
-    static func randomWeights(_ type: Int32, rows: Int, k: Int, rng: inout SplitMix) -> [UInt8] {
+    static func randomWeights(_ type: Int32, rows: Int, k: Int, rng: inout SplitMix64) -> [UInt8] {
         let rb = rowBytes(type, k)
         var w = (0 ..< rows * rb).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
         func put16(_ v: UInt16, _ at: Int) {
@@ -61,7 +61,7 @@ enum KT {
         return w
     }
 
-    static func randomFloats(_ n: Int, rng: inout SplitMix, scale: Float = 1) -> [Float] {
+    static func randomFloats(_ n: Int, rng: inout SplitMix64, scale: Float = 1) -> [Float] {
         (0 ..< n).map { _ in Float.random(in: -scale ... scale, using: &rng) }
     }
 
@@ -152,15 +152,3 @@ enum KT {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for reproducible test data.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

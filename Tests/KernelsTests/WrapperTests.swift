@@ -1,3 +1,4 @@
+import TestSupport
 import CKernels
 import Kernels
 import Quants
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test func wrappersGiveTheCResults() throws {
-        var rng = SplitMix(seed: 9)
+        var rng = SplitMix64(seed: 9)
         let (n, k, m) = (35, 576, 5)
         let rb = KT.rowBytes(KT.q4_1, k)
         let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)
@@ -69,7 +70,7 @@ import Testing
     }
 
     @Test func wrappersRefuseBuffersThatAreTooSmall() {
-        var rng = SplitMix(seed: 10)
+        var rng = SplitMix64(seed: 10)
         let (n, k, m) = (4, 64, 2)
         let rb = KT.rowBytes(KT.q4_1, k)
         let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)

@@ -1,3 +1,4 @@
+import TestSupport
 import Quants
 import Testing
 

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import TensorIO
 
@@ -273,18 +274,6 @@ private func parseError(bytes: [UInt8]) -> JSONError? {
     }
 }
 
-/// A small deterministic generator (tests must be reproducible).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func randomString(_ g: inout SplitMix64, key: Bool = false) -> String {
     // Keys never hold U+0000: the parser refuses them (json-c truncates keys at NUL).

@@ -47,6 +47,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_tokenizer_corpus import escape  # noqa: E402  (one escaping rule for corpus and fixtures)
+
 import gguf
 import llama_cpp
 
@@ -90,23 +93,7 @@ def unescape(line: str) -> str:
 
 
 def escape_bytes(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace")
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\t")
-        elif o < 0x20 or o == 0x7F:
-            out.append("\\x%02X" % o)
-        else:
-            out.append(ch)
-    return "".join(out)
+    return escape(data.decode("utf-8", errors="replace"))
 
 
 def read_corpus() -> list[str]:
