@@ -26,6 +26,30 @@ public struct LossGradient: Sendable {
     public var rowsProcessed: Int
 }
 
+/// One training example for `PromptGradient.computeBatch`: the tokens that follow the soft prompt and the
+/// next-token targets, whose rows index the whole sequence (prompt rows first).
+public struct PromptExample: Sendable, Equatable {
+    public var tokens: [Int32]
+    public var targets: [TokenTarget]
+    public init(tokens: [Int32], targets: [TokenTarget]) {
+        self.tokens = tokens
+        self.targets = targets
+    }
+}
+
+/// The result of `PromptGradient.computeBatch`.
+public struct BatchLossGradient: Sendable {
+    /// Mean cross-entropy over all targets of the batch (natural log).
+    public var loss: Double
+    /// Per-example, per-target losses.
+    public var targetLosses: [[Double]]
+    /// d(loss)/d(prompt), (P, C).
+    public var gradient: [Float]
+    /// Sequence positions the model processed, counted per example (prompt rows included): the
+    /// throughput unit of the training benchmark.
+    public var positionsProcessed: Int
+}
+
 /// What one layer's forward keeps for its backward. Shapes in comments.
 struct LayerActivations {
     var xIn: [Float]      // (T, C) layer input
@@ -127,6 +151,37 @@ public final class PromptGradient {
         }
         let loss = losses.reduce(0, +) / Double(R)
         return LossGradient(loss: loss, targetLosses: losses, gradient: Array(dx[0 ..< gradientRows * C]), rowsProcessed: T)
+    }
+
+    /// Mean next-token cross-entropy over every target of every example, each example being the shared
+    /// soft prompt `prompt` (P, C) followed by the example's tokens, and its gradient with respect to the
+    /// prompt (P, C). Targets index rows of the whole sequence (prompt rows first), as in `compute`.
+    ///
+    /// The loss is the token-level mean over the batch (as Hugging Face's causal-LM loss): an example with
+    /// more targets weighs more.
+    /// - Throws: `ModelError.invalidInput` for an empty batch, a prompt that is not whole rows, or a bad target.
+    public func computeBatch(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
+        let C = model.config.hiddenSize
+        guard prompt.count % C == 0 else {
+            throw ModelError(.invalidInput, "prompt holds \(prompt.count) floats, not a multiple of the width \(C)")
+        }
+        let P = prompt.count / C
+        let total = examples.reduce(0) { $0 + $1.targets.count }
+        guard total > 0 else { throw ModelError(.invalidInput, "no targets in the batch: the loss is undefined") }
+        var gradient = [Float](repeating: 0, count: prompt.count)
+        var losses: [[Double]] = []
+        var positions = 0
+        var sum: Double = 0
+        for example in examples {
+            let r = try compute([.embeddings(prompt), .tokens(example.tokens)], targets: example.targets, gradientRows: P)
+            let weight = Float(example.targets.count) / Float(total)
+            for i in 0 ..< gradient.count { gradient[i] += weight * r.gradient[i] }
+            losses.append(r.targetLosses)
+            sum += r.targetLosses.reduce(0, +)
+            positions += r.rowsProcessed
+        }
+        return BatchLossGradient(loss: sum / Double(total), targetLosses: losses, gradient: gradient,
+                                 positionsProcessed: positions)
     }
 
     // MARK: one block
