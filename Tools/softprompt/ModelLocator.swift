@@ -1,5 +1,8 @@
 import ArgumentParser
+import GGUF
+import Llama
 import TensorIO
+import Tokenizers
 
 /// Where the default model lives and how a command finds the model it should use.
 enum ModelLocator {
@@ -35,5 +38,31 @@ enum ModelLocator {
                 """)
         }
         return path
+    }
+}
+
+/// A model ready to run: the network, its tokenizer and (for GGUF files) the file.
+struct LoadedModel {
+    let path: String
+    let gguf: GGUFFile?
+    let llama: LlamaModel
+    let tokenizer: Tokenizer
+
+    /// Loads a GGUF file or a Hugging Face directory (config.json, safetensors, tokenizer.json).
+    static func load(_ explicit: String?) throws -> LoadedModel {
+        let path = try ModelLocator.resolve(explicit)
+        do {
+            let gguf = isDirectory(path) ? nil : try GGUFFile(path: path)
+            let llama = try gguf.map { try LlamaModel(gguf: $0) } ?? LlamaModel(huggingFaceDirectory: path)
+            let tokenizer = try Tokenizer(gguf.map { try TokenizerVocabulary(gguf: $0) }
+                                          ?? TokenizerVocabulary(huggingFaceDirectory: path))
+            return LoadedModel(path: path, gguf: gguf, llama: llama, tokenizer: tokenizer)
+        } catch let error as ModelError {
+            throw CLIError(error.description)
+        } catch let error as GGUFError {
+            throw CLIError(error.description)
+        } catch let error as TokenizerError {
+            throw CLIError("\(path): \(error.description)")
+        }
     }
 }

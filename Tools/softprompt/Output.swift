@@ -58,6 +58,12 @@ enum Output {
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
+    /// Writes to standard error without adding a newline (progress lines).
+    static func errorInline(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
     /// Writes to standard output at once (unbuffered: streamed text appears as it is produced).
     static func stream(_ text: String) {
         var text = text

@@ -1,0 +1,199 @@
+import Llama
+import Tokenizers
+
+/// The score of one example.
+public struct ExampleScore: Sendable, Equatable {
+    /// Sum of log-probabilities of each choice's tokens after the context (rank classification).
+    public var choiceLogProbs: [Double]
+    /// Index of the best-scoring choice.
+    public var predicted: Int?
+    /// Whether the prediction is the answer (examples with choices).
+    public var correct: Bool?
+    /// Greedy continuation (examples without choices).
+    public var generated: String?
+    /// Whether the greedy continuation equals the output, surrounding whitespace ignored.
+    public var exactMatch: Bool?
+    /// Negative log-likelihood of the output tokens (sum, natural log) and their count.
+    public var outputNLL: Double
+    public var outputTokens: Int
+}
+
+/// The metrics of one evaluation run.
+public struct EvaluationResult: Sendable {
+    public var examples: Int
+    /// Rank-classification accuracy over examples with choices (nil when none have).
+    public var accuracy: Double?
+    /// Exact-match rate of greedy generation over examples without choices (nil when all have choices).
+    public var exactMatch: Double?
+    /// Token-level mean negative log-likelihood of the outputs, and its exponential.
+    public var meanLoss: Double
+    public var perplexity: Double
+    /// Positions the model ran (soft-prompt positions counted once, as they are cached), and wall time.
+    public var positions: Int
+    public var seconds: Double
+    public var scores: [ExampleScore]
+
+    /// The number to maximise when selecting a prompt: accuracy, else exact match, else -loss.
+    public var selectionMetric: Double { accuracy ?? exactMatch ?? -meanLoss }
+}
+
+/// Scores examples with a frozen model, optionally after a soft prompt: rank classification over the
+/// choices (the sum of the choice tokens' log-probabilities after the context, as lm-evaluation-harness
+/// scores multiple choice with `acc`), exact match of greedy generation for free-form examples, and the
+/// loss of the expected outputs.
+///
+/// The soft prompt's keys and values are computed once and shared by every example.
+public final class Evaluator {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public var threads: Int
+    /// Extra greedy tokens allowed beyond the expected output's length for exact match.
+    public var generationSlack = 8
+    private var session: InferenceSession?
+
+    public init(model: LlamaModel, tokenizer: Tokenizer, threads: Int = 1) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.threads = max(1, threads)
+    }
+
+    /// - Parameters:
+    ///   - examples: Encoded examples (see `ExampleEncoder`).
+    ///   - prompt: Soft-prompt rows (P, C) placed before everything, or empty for none.
+    ///   - progress: Called after each example with the number done.
+    /// - Throws: `ModelError` when a sequence exceeds the model's context.
+    public func evaluate(_ examples: [EncodedExample], prompt: [Float] = [],
+                         progress: ((Int) -> Void)? = nil) throws(ModelError) -> EvaluationResult {
+        let start = monotonicSeconds()
+        let C = model.config.hiddenSize
+        let P = prompt.count / C
+        var longest = 0
+        for e in examples {
+            let cont = max(e.output.count + generationSlack, e.choices.map(\.count).max() ?? 0)
+            longest = max(longest, e.context.count + cont)
+        }
+        let needed = P + longest + 1
+        if session == nil || session!.capacity < needed {
+            guard needed <= model.config.maxPositionEmbeddings else {
+                throw ModelError(.invalidInput, "an example needs \(needed) positions; the model's context is \(model.config.maxPositionEmbeddings)")
+            }
+            session = try InferenceSession(model: model, capacity: needed, threads: threads, precision: .exact)
+        }
+        let session = session!
+        session.threads = threads
+        session.reset()
+        var positions = 0
+        if P > 0 {
+            _ = try session.forward([.embeddings(prompt)], logits: .none)
+            positions += P
+        }
+        var scores: [ExampleScore] = []
+        var correct = 0, withChoices = 0, matched = 0, free = 0
+        var nll: Double = 0, nllTokens = 0
+        for (index, e) in examples.enumerated() {
+            session.truncate(to: P)
+            let ctxLogits = try session.forward([.tokens(e.context)], logits: .last)
+            positions += e.context.count
+            let ctxEnd = session.position
+            let lse0 = logSumExp(ctxLogits, row: 0)
+            /// Sum of log-probabilities of `tokens` after the context.
+            func score(_ tokens: [Int32]) throws(ModelError) -> Double {
+                guard let first = tokens.first else { return 0 }
+                var lp = Double(ctxLogits[Int(first)]) - lse0
+                if tokens.count > 1 {
+                    session.truncate(to: ctxEnd)
+                    let logits = try session.forward([.tokens(Array(tokens.dropLast()))], logits: .all)
+                    positions += tokens.count - 1
+                    let V = model.config.vocabSize
+                    for i in 1 ..< tokens.count {
+                        lp += Double(logits[(i - 1) * V + Int(tokens[i])]) - logSumExp(logits, row: i - 1)
+                    }
+                }
+                return lp
+            }
+            var s = ExampleScore(choiceLogProbs: [], predicted: nil, correct: nil, generated: nil, exactMatch: nil,
+                                 outputNLL: 0, outputTokens: e.output.count)
+            if !e.choices.isEmpty {
+                for c in e.choices { s.choiceLogProbs.append(try score(c)) }
+                var best = 0
+                for i in 1 ..< s.choiceLogProbs.count where s.choiceLogProbs[i] > s.choiceLogProbs[best] { best = i }
+                s.predicted = best
+                s.correct = best == e.answer
+                withChoices += 1
+                if s.correct == true { correct += 1 }
+                if let answer = e.answer {
+                    s.outputNLL = -s.choiceLogProbs[answer]
+                } else {
+                    s.outputNLL = -(try score(e.output))
+                }
+            } else {
+                s.outputNLL = -(try score(e.output))
+                let text = try greedy(after: ctxLogits, from: ctxEnd, maxTokens: e.output.count + generationSlack,
+                                      positions: &positions)
+                s.generated = text
+                let want = tokenizer.decode(e.output)
+                s.exactMatch = trimmed(text) == trimmed(want)
+                free += 1
+                if s.exactMatch == true { matched += 1 }
+            }
+            nll += s.outputNLL
+            nllTokens += e.output.count
+            scores.append(s)
+            progress?(index + 1)
+        }
+        let meanLoss = nllTokens > 0 ? nll / Double(nllTokens) : 0
+        return EvaluationResult(
+            examples: examples.count,
+            accuracy: withChoices > 0 ? Double(correct) / Double(withChoices) : nil,
+            exactMatch: free > 0 ? Double(matched) / Double(free) : nil,
+            meanLoss: meanLoss, perplexity: _exp(meanLoss), positions: positions,
+            seconds: monotonicSeconds() - start, scores: scores)
+    }
+
+    /// Greedy decoding after the context; stops at an end-of-generation token or after `maxTokens`.
+    private func greedy(after logits: [Float], from position: Int, maxTokens: Int,
+                        positions: inout Int) throws(ModelError) -> String {
+        guard let session else { return "" }
+        session.truncate(to: position)
+        var current = logits
+        var ids: [Int32] = []
+        while ids.count < maxTokens {
+            var best = 0
+            for v in 1 ..< current.count where current[v] > current[best] { best = v }
+            let id = Int32(best)
+            if tokenizer.isEndOfGeneration(id) { break }
+            ids.append(id)
+            if ids.count == maxTokens || session.position >= session.capacity { break }
+            current = try session.forward([.tokens([id])], logits: .last)
+            positions += 1
+        }
+        return tokenizer.decode(ids)
+    }
+
+    private func logSumExp(_ logits: [Float], row: Int) -> Double {
+        let V = model.config.vocabSize
+        let base = row * V
+        var m = -Float.infinity
+        for v in 0 ..< V { m = max(m, logits[base + v]) }
+        var sum: Double = 0
+        for v in 0 ..< V { sum += Double(expf(logits[base + v] - m)) }
+        return Double(m) + _log(sum)
+    }
+}
+
+func trimmed(_ s: String) -> Substring {
+    var sub = Substring(s)
+    while let f = sub.first, f.isWhitespace { sub.removeFirst() }
+    while let l = sub.last, l.isWhitespace { sub.removeLast() }
+    return sub
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Llama
+import PromptTuning
+import TensorIO
+import Tokenizers
+
+/// `softprompt eval`: score a model on a JSONL task with no prompt, a hand-written prompt and/or a soft prompt.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model on a JSONL task, with or without a hard or soft prompt.",
+        discussion: """
+            Rows with "choices" are scored by rank classification: each choice's tokens get the sum of their \
+            log-probabilities after the context and the best one is the prediction (lm-evaluation-harness's acc). \
+            Rows without choices are scored by exact match of the greedy continuation. The mean loss and \
+            perplexity of the expected outputs are reported for all rows. --compare runs no prompt, the hard \
+            prompt and the soft prompt on the same rows and prints them side by side.
+            """)
+
+    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
+    var model: String?
+
+    @Option(help: "Data to score (JSONL).")
+    var data: String
+
+    @Option(help: "Soft prompt (.sprompt[:TASK] or .npy).")
+    var prompt: String?
+
+    @Option(help: "Hand-written instruction placed before the templated input.")
+    var hardPrompt: String?
+
+    @Option(help: "Read the hand-written instruction from this file (trailing newline kept).")
+    var hardPromptFile: String?
+
+    @Option(help: "Context template with one {input} (default: the one stored with the soft prompt, else {input}).")
+    var template: String?
+
+    @Flag(help: "Compare no prompt, the hard prompt and the soft prompt side by side.")
+    var compare = false
+
+    @Option(help: "Score only the first N rows.")
+    var limit: Int?
+
+    @Option(name: [.short, .customLong("threads")], help: "Threads.")
+    var threads = 2
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func validate() throws {
+        if hardPrompt != nil && hardPromptFile != nil { throw ValidationError("give --hard-prompt or --hard-prompt-file, not both") }
+        if compare && prompt == nil && hardPrompt == nil && hardPromptFile == nil {
+            throw ValidationError("--compare needs --prompt and/or --hard-prompt")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let template { _ = try PromptTemplate(template) }
+    }
+
+    func run() throws {
+        let loaded = try LoadedModel.load(model)
+        let C = loaded.llama.config.hiddenSize
+        var dataset = try TaskDataset.load(path: data)
+        if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+        let soft = try prompt.map { try PromptStore.read($0, width: C) }
+        let templateText = template ?? soft?.template ?? "{input}"
+        let tmpl = try PromptTemplate(templateText)
+        var hard = hardPrompt ?? ""
+        if let hardPromptFile { hard = String(decoding: try readFile(hardPromptFile, limit: 1 << 20), as: UTF8.self) }
+
+        var conditions: [(name: String, hard: String, soft: [Float])] = []
+        if compare {
+            conditions.append(("no prompt", "", []))
+            if !hard.isEmpty { conditions.append(("hard prompt", hard, [])) }
+            if let soft { conditions.append(("soft prompt", "", soft.vectors)) }
+        } else {
+            let name = soft != nil ? (hard.isEmpty ? "soft prompt" : "soft + hard prompt") : (hard.isEmpty ? "no prompt" : "hard prompt")
+            conditions.append((name, hard, soft?.vectors ?? []))
+        }
+        let evaluator = Evaluator(model: loaded.llama, tokenizer: loaded.tokenizer, threads: threads)
+        var results: [(String, EvaluationResult)] = []
+        for condition in conditions {
+            let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: tmpl, hardPrompt: condition.hard)
+            let encoded = dataset.examples.map(encoder.encode)
+            let n = encoded.count
+            var lastShown = 0.0
+            let result = try evaluator.evaluate(encoded, prompt: condition.soft) { done in
+                let now = Output.now()
+                if now - lastShown > 2 || done == n {
+                    Output.errorInline("\r\u{1B}[K\(condition.name): \(done)/\(n)")
+                    lastShown = now
+                }
+            }
+            Output.errorInline("\r\u{1B}[K")
+            results.append((condition.name, result))
+        }
+        if json {
+            var rows: [JSONValue] = []
+            for (name, r) in results {
+                var o: JSONObject = ["condition": .string(name), "rows": .int(Int64(r.examples)),
+                                     "loss": .double(r.meanLoss), "perplexity": .double(r.perplexity),
+                                     "seconds": .double(r.seconds)]
+                if let a = r.accuracy { o["accuracy"] = .double(a) }
+                if let e = r.exactMatch { o["exact_match"] = .double(e) }
+                rows.append(.object(o))
+            }
+            let o: JSONObject = ["data": .string(data), "template": .string(templateText),
+                                 "hard_prompt": .string(hard), "prompt": prompt.map { .string($0) } ?? .null,
+                                 "results": .array(rows)]
+            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            return
+        }
+        let pct = { (x: Double?) in x.map { Output.fixed($0 * 100, 1) + "%" } ?? "-" }
+        print(Output.table(["condition", "accuracy", "exact match", "loss", "perplexity", "rows", "seconds"],
+                           results.map { name, r in
+                               [name, pct(r.accuracy), pct(r.exactMatch), Output.fixed(r.meanLoss, 4),
+                                Output.fixed(r.perplexity, 3), "\(r.examples)", Output.fixed(r.seconds, 1)]
+                           }, rightAligned: [1, 2, 3, 4, 5, 6]))
+    }
+}
