@@ -4,6 +4,10 @@ import PromptTuning
 import TensorIO
 import Tokenizers
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `softprompt eval`: score a model on a JSONL task with no prompt, a hand-written prompt and/or a soft prompt.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -83,14 +87,15 @@ struct Eval: ParsableCommand {
             let encoded = dataset.examples.map(encoder.encode)
             let n = encoded.count
             var lastShown = 0.0
+            let terminal = isatty(2) != 0
             let result = try evaluator.evaluate(encoded, prompt: condition.soft) { done in
                 let now = Output.now()
-                if now - lastShown > 2 || done == n {
+                if terminal, now - lastShown > 1 || done == n {
                     Output.errorInline("\r\u{1B}[K\(condition.name): \(done)/\(n)")
                     lastShown = now
                 }
             }
-            Output.errorInline("\r\u{1B}[K")
+            if terminal { Output.errorInline("\r\u{1B}[K") }
             results.append((condition.name, result))
         }
         if json {

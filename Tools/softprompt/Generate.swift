@@ -1,6 +1,7 @@
 import ArgumentParser
 import GGUF
 import Llama
+import PromptTuning
 import TensorIO
 import Tokenizers
 
@@ -72,7 +73,18 @@ struct Generate: ParsableCommand {
     @Option(help: "Prepend raw input embeddings from this .npy (float32, [n, width]) before the text.")
     var embeddings: String?
 
+    @Option(help: "Soft prompt placed before everything (.sprompt[:TASK] or .npy); its stored template renders the text.")
+    var prompt: String?
+
+    @Option(help: "Use the prompt stored beside the model as MODEL_BASENAME.TASK.sprompt.")
+    var task: String?
+
+    @Flag(help: "With --prompt: do not render the text through the prompt's stored template.")
+    var noTemplate = false
+
     func validate() throws {
+        if prompt != nil && task != nil { throw ValidationError("give --prompt or --task, not both") }
+        if (prompt != nil || task != nil) && embeddings != nil { throw ValidationError("--prompt/--task and --embeddings both give leading vectors: choose one") }
         if (text == nil) == (ids == nil) { throw ValidationError("give the prompt as TEXT or as --ids, not both or neither") }
         if chat && ids != nil { throw ValidationError("--chat formats text; it cannot be used with --ids") }
         if count < 0 { throw ValidationError("-n must be at least 0") }
@@ -83,14 +95,19 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let path = try ModelLocator.resolve(model)
+        let loaded = try LoadedModel.load(model)
+        let (path, gguf, llama, tokenizer) = (loaded.path, loaded.gguf, loaded.llama, loaded.tokenizer)
         do {
-            // A GGUF file, or a Hugging Face directory (config.json, safetensors, tokenizer.json).
-            let gguf = isDirectory(path) ? nil : try GGUFFile(path: path)
-            let llama = try gguf.map { try LlamaModel(gguf: $0) } ?? LlamaModel(huggingFaceDirectory: path)
-            let tokenizer = try Tokenizer(gguf.map { try TokenizerVocabulary(gguf: $0) }
-                                          ?? TokenizerVocabulary(huggingFaceDirectory: path))
             var leading: [Float] = []
+            var text = self.text
+            if let spec = try prompt ?? task.map({ try PromptStore.besideModel(loaded.path, task: $0) }) {
+                let soft = try PromptStore.read(spec, width: llama.config.hiddenSize)
+                leading = soft.vectors
+                if !noTemplate, let stored = soft.template, let input = text {
+                    text = try PromptTemplate(stored).render(input)
+                    Output.error("rendered through the prompt's template \(stored.debugDescription)")
+                }
+            }
             if let embeddings {
                 let array = try NPY.read(path: embeddings)
                 guard array.shape.count == 2, array.shape[1] == llama.config.hiddenSize, let values = array.floats() else {
@@ -98,11 +115,11 @@ struct Generate: ParsableCommand {
                 }
                 leading = values
             }
-            let prompt: GenerationPrompt
+            let request: GenerationPrompt
             if let ids {
                 let parsed = ids.split(separator: ",").map { Int32($0.trimmingPrefix(" ")) }
                 guard parsed.allSatisfy({ $0 != nil }) else { throw CLIError("--ids takes comma-separated integers") }
-                prompt = .tokens(parsed.map { $0! }, embeddings: leading)
+                request = .tokens(parsed.map { $0! }, embeddings: leading)
             } else if chat {
                 let template: ChatTemplate
                 if let gguf {
@@ -119,16 +136,16 @@ struct Generate: ParsableCommand {
                 if let system { messages.append(ChatMessage(.system, system)) }
                 messages.append(ChatMessage(.user, text!))
                 // Templates print BOS themselves when the model wants it: no extra special tokens.
-                prompt = .text(try template.render(messages), embeddings: leading, addSpecial: false, parseSpecial: true)
+                request = .text(try template.render(messages), embeddings: leading, addSpecial: false, parseSpecial: true)
             } else {
-                prompt = .text(text!, embeddings: leading)
+                request = .text(text!, embeddings: leading)
             }
             let session = try InferenceSession(model: llama, threads: threads, precision: int8 ? .int8 : .exact)
-            if let logitsOut { try writePromptLogits(prompt, tokenizer: tokenizer, session: session, to: logitsOut) }
+            if let logitsOut { try writePromptLogits(request, tokenizer: tokenizer, session: session, to: logitsOut) }
             let sampler = Sampler(SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP,
                                                      repeatPenalty: repeatPenalty, seed: seed))
             var generator = Generator(session: session, tokenizer: tokenizer, sampler: sampler)
-            let summary = try generator.generate(prompt, options: GenerationOptions(maxTokens: count, stopStrings: stops)) { chunk in
+            let summary = try generator.generate(request, options: GenerationOptions(maxTokens: count, stopStrings: stops)) { chunk in
                 Output.stream(chunk)
                 return true
             }

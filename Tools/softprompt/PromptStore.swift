@@ -32,6 +32,17 @@ enum PromptStore {
         throw CLIError("\(path): unknown prompt file type (expected .sprompt or .npy)")
     }
 
+    /// The prompt for `task` stored beside the model: `DIR/MODEL_BASENAME.TASK.sprompt`, where the base
+    /// name drops a `.gguf` extension (a Hugging Face directory uses its own name, beside it).
+    static func besideModel(_ modelPath: String, task: String) throws -> String {
+        var base = modelPath
+        while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
+        if base.hasSuffix(".gguf") { base.removeLast(5) }
+        let path = base + "." + task + ".sprompt"
+        guard fileExists(path) else { throw CLIError("--task \(task): no prompt at \(path)") }
+        return path
+    }
+
     /// `bank.sprompt:task` → (`bank.sprompt`, `task`); a plain path has no task.
     static func split(_ spec: String) -> (path: String, task: String?) {
         if let colon = spec.lastIndex(of: ":"), spec[..<colon].hasSuffix(".sprompt") {
