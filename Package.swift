@@ -11,6 +11,7 @@ import PackageDescription
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
 ///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
+///   SoftPrompt         the .sprompt sidecar format (prompt banks) and the model fingerprint
 ///   softprompt (Tools) the command-line interface
 let package = Package(
     name: "SoftPromptKit",
@@ -22,6 +23,7 @@ let package = Package(
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "SoftPrompt", targets: ["SoftPrompt"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
     ],
     dependencies: [
@@ -44,10 +46,11 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
+        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Tokenizers", "Llama"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -60,6 +63,8 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
+        .testTarget(name: "SoftPromptTests",
+                    dependencies: ["SoftPrompt", "Llama", "GGUF", "Quants", "Tokenizers", "TensorIO", "CZstd", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )
