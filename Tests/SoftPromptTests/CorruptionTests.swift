@@ -198,8 +198,13 @@ struct CorruptionTests {
         #expect(file.prompts[0].vectors == randomVectors(128, seed: 7))
     }
 
-    @Test(arguments: Corruption.allCases) func eachRuleHasItsError(corruption: Corruption) {
+    /// Set SPROMPT_CORRUPT_OUT=DIR to also write each file there, for
+    /// `gen_sprompt_golden.py --check-corruptions DIR` (the Python reader must refuse each with the same kind).
+    @Test(arguments: Corruption.allCases) func eachRuleHasItsError(corruption: Corruption) throws {
         let bytes = corruption.bytes()
+        if let out = environmentValue("SPROMPT_CORRUPT_OUT") {
+            try AtomicFile.write(to: "\(out)/\(corruption.rawValue).\(corruption.expected.rawValue).sprompt", bytes: bytes)
+        }
         do {
             let file = try PromptFile.decode(bytes)
             Issue.record("\(corruption) was accepted: \(file.prompts.map(\.name))")
@@ -215,6 +220,18 @@ struct CorruptionTests {
         let writerOnly: Set<SpromptError.Kind> = [.nonFiniteValue, .vectorCountMismatch, .promptNotFound, .io]
         for kind in SpromptError.Kind.allCases where !writerOnly.contains(kind) {
             #expect(covered.contains(kind), "no corruption for \(kind)")
+        }
+    }
+
+    /// The Python reader (gen_sprompt_golden.py --check-corruptions) refused every corrupt file with the
+    /// same kind (Formats/golden/corruptions-python.json).
+    @Test func pythonRefusesEachCorruptionTheSameWay() throws {
+        let record = try JSON.parse(try readFile(TestSupport.formats("golden/corruptions-python.json")))
+        #expect(record["disagreements"]?.intValue == 0)
+        for corruption in Corruption.allCases {
+            let entry = record["results"]?[corruption.rawValue]
+            #expect(entry?["expected"]?.stringValue == corruption.expected.rawValue, "\(corruption) not recorded")
+            #expect(entry?["python"]?.stringValue == corruption.expected.rawValue, "\(corruption)")
         }
     }
 

@@ -181,7 +181,7 @@ def read(data):
         if "weights" in model:
             w = typed(model["weights"], dict, "weights")
             keys(w, WEIGHT_KEYS)
-            need(typed(req(w, "sketch_version"), int, "sketch_version") >= 1, "invalidValue", "sketch_version")
+            need(1 <= typed(req(w, "sketch_version"), int, "sketch_version") <= 2**31 - 1, "invalidValue", "sketch_version")
             sk = typed(req(w, "sketch"), list, "sketch")
             nr = typed(req(w, "norms"), list, "norms")
             need(1 <= len(sk) <= 4096 and len(nr) == len(sk), "invalidValue", "sketch length")
@@ -426,6 +426,32 @@ def record_swift(directory):
         f.write("\n")
 
 
+def check_corruptions(directory):
+    """Each file NAME.KIND.sprompt (written by CorruptionTests with SPROMPT_CORRUPT_OUT) must be refused
+    with KIND. Records the result in Formats/golden/corruptions-python.json."""
+    results, disagreements = {}, 0
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".sprompt"):
+            continue
+        case, kind = name[:-len(".sprompt")].split(".")
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        try:
+            read(data)
+            got = "accepted"
+        except Refused as e:
+            got = e.kind
+        results[case] = {"expected": kind, "python": got}
+        if got != kind:
+            disagreements += 1
+            print(f"{case}: Swift {kind}, Python {got}")
+    with open(os.path.join(GOLDEN, "corruptions-python.json"), "w") as f:
+        json.dump({"checker": "Tools/scripts/gen_sprompt_golden.py --check-corruptions", "files": len(results),
+                   "disagreements": disagreements, "results": results}, f, indent=1)
+        f.write("\n")
+    print(f"{len(results)} corrupt files, {disagreements} disagreements")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--verify"]:
@@ -435,6 +461,8 @@ if __name__ == "__main__":
             print(json.dumps(d, indent=1, ensure_ascii=False))
     elif args[:1] == ["--record-swift"]:
         record_swift(args[1])
+    elif args[:1] == ["--check-corruptions"]:
+        check_corruptions(args[1])
     elif args[:1] == ["--fingerprint"]:
         print(json.dumps(fingerprint(args[1]), indent=1))
     else:
