@@ -11,6 +11,7 @@ import PackageDescription
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
 ///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
+///   SoftPrompt         the .sprompt sidecar format (prompt banks) and the model fingerprint
 ///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
 ///   softprompt (Tools) the command-line interface
 let package = Package(
@@ -23,6 +24,7 @@ let package = Package(
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "SoftPrompt", targets: ["SoftPrompt"]),
         .library(name: "PromptTuning", targets: ["PromptTuning"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
     ],
@@ -46,11 +48,12 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
+        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Tokenizers", "Llama"]),
         .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama"]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "PromptTuning",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt", "PromptTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -63,6 +66,8 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Quants", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
+        .testTarget(name: "SoftPromptTests",
+                    dependencies: ["SoftPrompt", "Llama", "GGUF", "Quants", "Tokenizers", "TensorIO", "CZstd", "TestSupport"]),
         .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]

@@ -110,7 +110,7 @@ public struct TaskDataset: Sendable {
             examples.append(TaskExample(input: input, output: output, choices: choices))
         }
         guard !examples.isEmpty else { throw DatasetError(path: path, line: 0, "no examples") }
-        return TaskDataset(examples: examples, sha256: SHA256.hex(bytes), path: path)
+        return TaskDataset(examples: examples, sha256: SHA256.hex(SHA256.hash(bytes)), path: path)
     }
 
     /// The distinct choices of the dataset, in order of first appearance (the label set for `labels` init).

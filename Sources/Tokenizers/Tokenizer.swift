@@ -36,6 +36,9 @@ public final class Tokenizer: Sendable {
     public let addsSpacePrefix: Bool
     /// Tokens that end generation (EOS, EOT, EOM and the end markers llama.cpp recognises by text).
     public let endOfGenerationTokens: Set<Int32>
+    /// The vocabulary the tokenizer was built from, unchanged (identifies the tokenizer, e.g. in the
+    /// soft-prompt model fingerprint).
+    public let vocabulary: TokenizerVocabulary
 
     private let texts: [String]
     private let table: TokenTable
@@ -58,6 +61,7 @@ public final class Tokenizer: Sendable {
     ///   vocabulary is inconsistent (duplicate tokens, short arrays, merges outside the vocabulary),
     ///   or when it asks for a BOS / EOS token it does not have.
     public init(_ vocabulary: TokenizerVocabulary) throws(TokenizerError) {
+        self.vocabulary = vocabulary
         let count = vocabulary.tokens.count
         guard count > 0, count <= Int(Int32.max) else { throw .invalidTokenCount(count) }
         switch vocabulary.model {

@@ -2,12 +2,13 @@ import ArgumentParser
 import GGUF
 import Quants
 import Safetensors
+import SoftPrompt
 import TensorIO
 
 /// `softprompt inspect`: what a model file holds.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the metadata and tensors of a GGUF file, a safetensors file or a sharded checkpoint.",
+        abstract: "Show the metadata and tensors of a GGUF file, a safetensors file or a sharded checkpoint, or the prompts of a .sprompt file.",
         discussion: """
             FILE may be a .gguf file, a .safetensors file, a model.safetensors.index.json, or a directory \
             holding one of those. Without FILE, the model given by --model, $SOFTPROMPT_MODEL or the default \
@@ -15,6 +16,10 @@ struct Inspect: ParsableCommand {
 
             With --tensor NAME --out FILE.npy, writes that one tensor as a float32 .npy (dequantized), or \
             with --raw in its stored dtype (quantized blocks as uint8 rows of bytes, bf16 as uint16 bits).
+
+            A .sprompt file (recognised by its magic) is summarised: prompts, shapes, dtypes, row norms, the \
+            model fingerprint, templates, provenance and metrics. --tensor NAME --out FILE.npy writes one \
+            prompt's vectors as float32 (the form `generate --embeddings` takes).
             """)
 
     @Argument(help: "The file or directory to inspect.")
@@ -48,6 +53,9 @@ struct Inspect: ParsableCommand {
         let path = try file ?? ModelLocator.resolve(model)
         guard fileExists(path) else { throw CLIError("no such file or directory: \(path)") }
         do {
+            if !isDirectory(path), let mapped = try? MappedFile(path: path), PromptFile.hasMagic(mapped.bytes) {
+                return try inspectPrompts(mapped, path: path)
+            }
             if !isDirectory(path), try isGGUF(path) {
                 let gguf = try GGUFFile(path: path)
                 if let tensor, let out { return try exportTensor(gguf, name: tensor, to: out) }
@@ -61,6 +69,8 @@ struct Inspect: ParsableCommand {
         } catch let error as GGUFError {
             throw CLIError(error.description)
         } catch let error as SafetensorsError {
+            throw CLIError(error.description)
+        } catch let error as SpromptError {
             throw CLIError(error.description)
         }
     }
@@ -279,6 +289,130 @@ struct Inspect: ParsableCommand {
         }
         try AtomicFile.write(to: path, bytes: encoded)
         Output.error("wrote \(name) \(info.shape) to \(path) (\(Output.bytes(encoded.count)))")
+    }
+
+    // MARK: .sprompt
+
+    private func inspectPrompts(_ mapped: MappedFile, path: String) throws {
+        let file = try PromptFile.decode(mapped.bytes, path: path)
+        if let tensor, let out {
+            let prompt = try file.prompt(named: tensor)
+            let encoded = prompt.vectors.withUnsafeBytes { NPY.encode(dtype: .f32, shape: [prompt.tokens, prompt.width], data: $0) }
+            try AtomicFile.write(to: out, bytes: encoded)
+            Output.error("wrote prompt '\(prompt.name)' [\(prompt.tokens), \(prompt.width)] F32 to \(out) (\(Output.bytes(encoded.count)))")
+            return
+        }
+        // The header's sizes and the filter, for the summary (the file has been validated).
+        func u64(_ offset: Int) -> Int {
+            Int(UInt64(littleEndian: mapped.bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+        }
+        let metadataSize = u64(16), payloadSize = u64(24), storedSize = u64(32)
+        let metadata = UnsafeRawBufferPointer(rebasing: mapped.bytes[72 ..< 72 + metadataSize])
+        let filter = (try? JSON.parse(metadata))?["filter"]?.stringValue ?? "?"
+        if json {
+            print(try JSON.serialize(promptReport(file, path: path, sizes: (metadataSize, payloadSize, storedSize), filter: filter),
+                                     pretty: true))
+        } else {
+            print(promptText(file, path: path, sizes: (metadataSize, payloadSize, storedSize), filter: filter))
+        }
+    }
+
+    /// Four decimals for ordinary magnitudes, Swift's shortest form otherwise (Output.fixed needs |x| < 2^63).
+    private static func short(_ x: Double) -> String {
+        x.isFinite && abs(x) < 1e9 ? Output.fixed(x, 4) : "\(Float(x))"
+    }
+
+    private static func norms(_ rowNorms: [Float]) -> (mean: Double, max: Double) {
+        let finite = rowNorms.filter(\.isFinite).map(Double.init)
+        guard !finite.isEmpty else { return (.nan, .nan) }
+        return (finite.reduce(0, +) / Double(finite.count), finite.max()!)
+    }
+
+    private func promptText(_ file: PromptFile, path: String, sizes: (metadata: Int, payload: Int, stored: Int),
+                            filter: String) -> String {
+        var lines = [
+            path,
+            "format: sprompt v1, \(file.prompts.count) prompt\(file.prompts.count == 1 ? "" : "s"), payload "
+                + "\(Output.bytes(sizes.payload)) stored in \(Output.bytes(sizes.stored)) (zstd, filter \(filter)), "
+                + "metadata \(Output.bytes(sizes.metadata))",
+            "",
+        ]
+        if let model = file.model {
+            lines.append("model: \(model.architecture), width \(model.embeddingLength), \(model.layerCount) layers, "
+                         + "vocabulary \(model.vocabSize)")
+            lines.append("  tokenizer sha256: \(model.tokenizerHash ?? "unknown")")
+            if let sketch = model.sketch, let hash = model.weightsHash {
+                lines.append("  weights: sketch v\(model.sketchVersion) of \(sketch.count) rows, rows sha256 \(hash)")
+            } else {
+                lines.append("  weights: unknown")
+            }
+        } else {
+            lines.append("model: unknown (no fingerprint)")
+        }
+        lines.append("")
+        let rows = file.prompts.map { p -> [String] in
+            let (mean, max) = Self.norms(p.rowNorms)
+            return [p.name, p.dtype.rawValue, "[\(p.tokens), \(p.width)]", p.placement.rawValue,
+                    Self.short(mean), Self.short(max), p.nonFiniteCount == 0 ? "" : "\(p.nonFiniteCount) NaN/Inf"]
+        }
+        lines.append("prompts (\(file.prompts.count)):")
+        lines.append(Output.table(["name", "dtype", "shape", "placement", "mean row norm", "max row norm", ""], rows,
+                                  rightAligned: [4, 5]))
+        for p in file.prompts where p.template != nil || !p.provenance.isEmpty || !p.metrics.isEmpty {
+            lines.append("")
+            lines.append("\(p.name):")
+            if let template = p.template { lines.append("  template:   \(quote(template, limit: full ? 2000 : 120))") }
+            if !p.provenance.isEmpty { lines.append("  provenance: " + ((try? JSON.serialize(.object(p.provenance))) ?? "?")) }
+            if !p.metrics.isEmpty { lines.append("  metrics:    " + ((try? JSON.serialize(.object(p.metrics))) ?? "?")) }
+        }
+        for p in file.prompts where p.nonFiniteCount > 0 {
+            lines.append("")
+            lines.append("warning: prompt '\(p.name)' holds \(p.nonFiniteCount) NaN or infinite values")
+        }
+        if !file.metadata.isEmpty {
+            lines.append("")
+            lines.append("metadata: " + ((try? JSON.serialize(.object(file.metadata))) ?? "?"))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func promptReport(_ file: PromptFile, path: String, sizes: (metadata: Int, payload: Int, stored: Int),
+                              filter: String) -> JSONValue {
+        func number(_ x: Double) -> JSONValue { x.isFinite ? .double(x) : .null }
+        var model: JSONValue = .null
+        if let m = file.model {
+            var o: JSONObject = [
+                "architecture": .string(m.architecture), "embedding_length": .int(Int64(m.embeddingLength)),
+                "layer_count": .int(Int64(m.layerCount)), "vocab_size": .int(Int64(m.vocabSize)),
+                "tokenizer_sha256": m.tokenizerHash.map { .string($0) } ?? .null,
+            ]
+            if let sketch = m.sketch {
+                o["weights"] = .object([
+                    "sketch_version": .int(Int64(m.sketchVersion)), "sketch": .array(sketch.map { .double($0) }),
+                    "rows_sha256": m.weightsHash.map { .string($0) } ?? .null,
+                ])
+            }
+            model = .object(o)
+        }
+        let prompts: [JSONValue] = file.prompts.map { p in
+            let rowNorms = p.rowNorms
+            let (mean, max) = Self.norms(rowNorms)
+            return .object([
+                "name": .string(p.name), "dtype": .string(p.dtype.rawValue),
+                "shape": [.int(Int64(p.tokens)), .int(Int64(p.width))], "placement": .string(p.placement.rawValue),
+                "template": p.template.map { .string($0) } ?? .null,
+                "row_norms": .array(rowNorms.map { number(Double($0)) }),
+                "mean_row_norm": number(mean), "max_row_norm": number(max),
+                "non_finite": .int(Int64(p.nonFiniteCount)),
+                "provenance": .object(p.provenance), "metrics": .object(p.metrics),
+            ])
+        }
+        return .object([
+            "path": .string(path), "format": "sprompt", "version": 1,
+            "metadata_bytes": .int(Int64(sizes.metadata)), "payload_bytes": .int(Int64(sizes.payload)),
+            "stored_bytes": .int(Int64(sizes.stored)), "compression": "zstd", "filter": .string(filter),
+            "model": model, "prompts": .array(prompts), "metadata": .object(file.metadata),
+        ])
     }
 
     // MARK: shared

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SoftPrompt
 import TensorIO
 
 /// Reads and writes soft prompts by file type: `.sprompt` (the sidecar format, `FILE:TASK` picks a prompt
@@ -20,6 +21,14 @@ enum PromptStore {
             }
             return Loaded(vectors: values, tokens: array.shape[0], template: nil, name: nil)
         }
+        if path.hasSuffix(".sprompt") {
+            let file = try PromptFile.read(path: path)
+            let prompt = try file.prompt(named: split(spec).task)
+            guard prompt.width == width else {
+                throw CLIError("\(spec): prompt '\(prompt.name)' is \(prompt.tokens) × \(prompt.width); the model's embedding width is \(width)")
+            }
+            return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name)
+        }
         throw CLIError("\(path): unknown prompt file type (expected .sprompt or .npy)")
     }
 
@@ -29,7 +38,11 @@ enum PromptStore {
             try NPY.write(path: path, shape: [vectors.count / width, width], values: vectors)
             return
         }
-        throw CLIError("\(path): unknown prompt file type (expected .sprompt or .npy)")
+        guard let storage = PromptDType(rawValue: dtype) else { throw CLIError("unknown dtype \(dtype)") }
+        let fingerprint = try ModelFingerprint(model: model.llama, tokenizer: model.tokenizer)
+        let prompt = SoftPrompt(name: name, vectors: vectors, width: width, dtype: storage, template: template,
+                                provenance: provenance, metrics: metrics)
+        try PromptFile(model: fingerprint, prompts: [prompt]).write(to: path)
     }
 
     /// The prompt for `task` stored beside the model: `DIR/MODEL_BASENAME.TASK.sprompt`, where the base

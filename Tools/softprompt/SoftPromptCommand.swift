@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct SoftPrompt: ParsableCommand {
+struct SoftPromptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "softprompt",
         abstract: "Prompt tuning for local models: inspect model files, learn and run soft prompts.",
