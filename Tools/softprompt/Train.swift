@@ -29,6 +29,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("eval"), help: "Held-out data (JSONL) for model selection and early stopping.")
     var evalData: String?
 
+    @Option(help: "Use only the first N rows of --eval.")
+    var evalLimit: Int?
+
     @Option(help: "Where to write the learned prompt (.sprompt, or .npy for the raw [tokens, width] floats).")
     var out: String?
 
@@ -132,6 +135,7 @@ struct Train: ParsableCommand {
         if `init` == "text" && initText == nil { throw ValidationError("--init text needs --init-text") }
         if initText != nil && `init` != "text" { throw ValidationError("--init-text goes with --init text") }
         if !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        if let evalLimit, evalLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
         if patience > 0 && evalData == nil { throw ValidationError("--patience needs --eval") }
         _ = try PromptTemplate(template)
     }
@@ -144,7 +148,7 @@ struct Train: ParsableCommand {
         let evalSet = try evalData.map { try TaskDataset.load(path: $0) }
         let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(template))
         let trainEncoded = trainSet.examples.map(encoder.encode)
-        let evalEncoded = evalSet?.examples.map(encoder.encode) ?? []
+        let evalEncoded = (evalSet?.examples.prefix(evalLimit ?? Int.max)).map { $0.map(encoder.encode) } ?? []
 
         var config = TrainingConfig()
         config.promptTokens = tokens
@@ -202,7 +206,7 @@ struct Train: ParsableCommand {
         let out = self.out!
         let checkpointPath = checkpoint ?? out + ".ckpt"
         let extra: JSONObject = ["model": .string(basename(loaded.path)), "train_sha256": .string(trainSet.sha256),
-                                 "eval_sha256": .string(evalSet?.sha256 ?? ""), "template": .string(template),
+                                 "eval_sha256": .string(evalSet?.sha256 ?? ""), "eval_rows": .int(Int64(evalEncoded.count)), "template": .string(template),
                                  "init_from": .string(initFrom ?? "")]
         if resume {
             guard fileExists(checkpointPath) else { throw CLIError("--resume: no checkpoint at \(checkpointPath)") }
