@@ -405,14 +405,17 @@ T512 static void mk_t_any(int mr, int nc, const float *dy, size_t ldy, const flo
 T512 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N, int K, const float *dY, int M,
                              int ldy, float *dX, int ldx, int k0, int k1) {
     (void)K;
-    const int pw = spk_is_kquant(type) ? 256 : 32; /* panel width: one block column */
-    const int nc_max = 8192 / pw;                  /* 32 KB panels */
+    /* Panels of nc_max rows × pw columns (32 KB): four 32-blocks per row, so each row's quants are read
+       contiguously. Rows outer, columns inner: a panel's weight rows are read from memory once, and every
+       dX element still takes the rows n in increasing order (the result contract). */
+    const int pw = spk_is_kquant(type) ? 256 : 128;
+    const int nc_max = 8192 / pw;
     float *pack = spk_alloc((size_t)nc_max * pw * sizeof(float));
     if (!pack) return SPK_ENOMEM;
-    for (int kb = k0; kb < k1; kb += pw) {
-        const int kw = SPK_MIN(pw, k1 - kb);
-        for (int n = 0; n < N; n += nc_max) {
-            const int nc = SPK_MIN(nc_max, N - n);
+    for (int n = 0; n < N; n += nc_max) {
+        const int nc = SPK_MIN(nc_max, N - n);
+        for (int kb = k0; kb < k1; kb += pw) {
+            const int kw = SPK_MIN(pw, k1 - kb);
             deq_rows(type, W, row_bytes, n, nc, kb, kw, pack, (size_t)pw);
             for (int m = 0; m < M; m += MR) {
                 const int mr = SPK_MIN(MR, M - m);
