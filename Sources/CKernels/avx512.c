@@ -22,7 +22,7 @@
 
 T512 INL __m512 cvt_u8x16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)); }
 
-T512 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *y) {
+T512 INL void deq_chunk_inl(int type, const uint8_t *row, int k0, int kc, float *y) {
     const __m128i m4 = _mm_set1_epi8(0x0F);
     switch (type) {
     case SPK_TYPE_Q4_0:
@@ -121,6 +121,23 @@ T512 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *
     }
 }
 
+T512 static void deq_chunk(int type, const uint8_t *row, int k0, int kc, float *y) { deq_chunk_inl(type, row, k0, kc, y); }
+
+/* Columns [k0, k0+kc) of weight rows [n, n+nr) into y (row r at y + r*ys). The type switch is taken once,
+   outside the row loop, so the 32-block cases inline (a panel of one 32-column block per row spent a
+   large share of the transposed matmul in per-row call overhead). */
+T512 static void deq_rows(int type, const uint8_t *W, size_t row_bytes, int n, int nr, int k0, int kc, float *y,
+                          size_t ys) {
+    switch (type) {
+#define D_(T) case T: for (int r = 0; r < nr; r++) deq_chunk_inl(T, W + (size_t)(n + r) * row_bytes, k0, kc, y + (size_t)r * ys); break;
+        D_(SPK_TYPE_Q4_0) D_(SPK_TYPE_Q4_1) D_(SPK_TYPE_Q8_0)
+#undef D_
+    default:
+        for (int r = 0; r < nr; r++) deq_chunk(type, W + (size_t)(n + r) * row_bytes, k0, kc, y + (size_t)r * ys);
+        break;
+    }
+}
+
 /* ---- 16×16 float transpose ------------------------------------------------------------------------ */
 
 T512 INL void tr16(__m512 r[16]) {
@@ -179,10 +196,8 @@ T512 INL void tr16x16b(const uint8_t *const rows[16], size_t off, __m512i T[4]) 
 /* Dequantizes rows [n, n+nr) × columns [k0, k0+kc) and stores them transposed: pack[k][32]. */
 T512 static void pack_panel(int type, const uint8_t *W, size_t row_bytes, int n, int nr, int k0, int kc, float *tmp,
                             float *pack) {
-    for (int r = 0; r < NR; r++) {
-        if (r < nr) deq_chunk(type, W + (size_t)(n + r) * row_bytes, k0, kc, tmp + (size_t)r * kc);
-        else memset(tmp + (size_t)r * kc, 0, (size_t)kc * sizeof(float));
-    }
+    deq_rows(type, W, row_bytes, n, nr, k0, kc, tmp, (size_t)kc);
+    for (int r = nr; r < NR; r++) memset(tmp + (size_t)r * kc, 0, (size_t)kc * sizeof(float));
     SPK_UNROLL
     for (int g = 0; g < NR / 16; g++) {
         for (int kk = 0; kk < kc; kk += 16) {
@@ -390,15 +405,18 @@ T512 static void mk_t_any(int mr, int nc, const float *dy, size_t ldy, const flo
 T512 static int matmul_t_f32(int type, const uint8_t *W, size_t row_bytes, int N, int K, const float *dY, int M,
                              int ldy, float *dX, int ldx, int k0, int k1) {
     (void)K;
-    const int pw = spk_is_kquant(type) ? 256 : 32; /* panel width: one block column */
-    const int nc_max = 8192 / pw;                  /* 32 KB panels */
+    /* Panels of nc_max rows × pw columns (32 KB): four 32-blocks per row, so each row's quants are read
+       contiguously. Rows outer, columns inner: a panel's weight rows are read from memory once, and every
+       dX element still takes the rows n in increasing order (the result contract). */
+    const int pw = spk_is_kquant(type) ? 256 : 128;
+    const int nc_max = 8192 / pw;
     float *pack = spk_alloc((size_t)nc_max * pw * sizeof(float));
     if (!pack) return SPK_ENOMEM;
-    for (int kb = k0; kb < k1; kb += pw) {
-        const int kw = SPK_MIN(pw, k1 - kb);
-        for (int n = 0; n < N; n += nc_max) {
-            const int nc = SPK_MIN(nc_max, N - n);
-            for (int r = 0; r < nc; r++) deq_chunk(type, W + (size_t)(n + r) * row_bytes, kb, kw, pack + (size_t)r * pw);
+    for (int n = 0; n < N; n += nc_max) {
+        const int nc = SPK_MIN(nc_max, N - n);
+        for (int kb = k0; kb < k1; kb += pw) {
+            const int kw = SPK_MIN(pw, k1 - kb);
+            deq_rows(type, W, row_bytes, n, nc, kb, kw, pack, (size_t)pw);
             for (int m = 0; m < M; m += MR) {
                 const int mr = SPK_MIN(MR, M - m);
                 for (int s = 0; s < kw; s += 32)

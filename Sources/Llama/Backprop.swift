@@ -72,7 +72,9 @@ struct LayerActivations {
 public final class PromptGradient {
     public let model: LlamaModel
     public var threads: Int
-    private let rope: RoPETable
+    let rope: RoPETable
+    /// Working memory of `computeBatch`, kept between calls.
+    let arena = FloatArena()
 
     public init(model: LlamaModel, maxRows: Int = 2048, threads: Int = 1) {
         self.model = model
@@ -158,9 +160,30 @@ public final class PromptGradient {
     /// prompt (P, C). Targets index rows of the whole sequence (prompt rows first), as in `compute`.
     ///
     /// The loss is the token-level mean over the batch (as Hugging Face's causal-LM loss): an example with
-    /// more targets weighs more.
-    /// - Throws: `ModelError.invalidInput` for an empty batch, a prompt that is not whole rows, or a bad target.
+    /// more targets weighs more. Every example must have at least one target.
+    ///
+    /// The prompt rows are computed once for the whole batch (they are the same in every example), and
+    /// each example's rows only up to its last target, all in one matrix (`SharedPromptPass.swift`). The
+    /// result is deterministic: the same inputs give the same bits, whatever `threads` is.
+    /// - Throws: `ModelError.invalidInput` for an empty batch, a prompt that is not whole rows, an example
+    ///   without targets, a token id outside the vocabulary or a bad target.
     public func computeBatch(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
+        let cfg = model.config
+        let C = cfg.hiddenSize
+        guard prompt.count % C == 0 else {
+            throw ModelError(.invalidInput, "prompt holds \(prompt.count) floats, not a multiple of the width \(C)")
+        }
+        guard examples.contains(where: { !$0.targets.isEmpty }) else {
+            throw ModelError(.invalidInput, "no targets in the batch: the loss is undefined")
+        }
+        let plan = try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
+                                        maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
+        return computeShared(prompt: prompt, plan: plan)
+    }
+
+    /// `computeBatch` as a loop of `compute` over the examples: the oracle the shared-prompt pass is
+    /// tested against (same contract, about (P + T) / T times slower per example).
+    package func computeBatchNaive(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
         let C = model.config.hiddenSize
         guard prompt.count % C == 0 else {
             throw ModelError(.invalidInput, "prompt holds \(prompt.count) floats, not a multiple of the width \(C)")

@@ -146,22 +146,34 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M:
 func linearBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, M: Int, layer: Linear, threads: Int) {
     let W = layer.weight
     let N = W.rows, K = W.cols
+    let dxAddress = Int(bitPattern: dx), dyAddress = Int(bitPattern: dy)
+    if kernelTypes.contains(W.type) {
+        // Parallel over block columns of dX: each thread dequantizes only its columns of W (a split over
+        // the rows of dX would have every thread dequantize all of W). The kernel gives the same bits for
+        // any split.
+        let unit = max(32, W.type.blockSize)
+        let units = K / unit
+        let chunks = max(1, min(units, threads))
+        let per = (units + chunks - 1) / chunks * unit
+        parallelFor(chunks, threads: threads) { chunk in
+            let c0 = chunk * per, c1 = chunk == chunks - 1 ? K : min(K, c0 + per)
+            if c0 >= c1 { return }
+            try! Kernels.matmulTransposed(W.type, weights: W.bytes, rowBytes: W.rowBytes, n: N, k: K,
+                                          dy: UnsafeBufferPointer(start: UnsafePointer<Float>(bitPattern: dyAddress), count: M * N),
+                                          m: M, dx: UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Float>(bitPattern: dxAddress),
+                                                                               count: M * K),
+                                          columns: c0 ..< c1)
+        }
+        return
+    }
     // Parallel over activation rows m: each thread owns its dX rows.
     let chunks = max(1, min(M, threads))
     let per = (M + chunks - 1) / chunks
-    let dxAddress = Int(bitPattern: dx), dyAddress = Int(bitPattern: dy)
-    let useKernels = kernelTypes.contains(W.type)
     parallelFor(chunks, threads: threads) { chunk in
         let dx = UnsafeMutablePointer<Float>(bitPattern: dxAddress)!
         let dy = UnsafePointer<Float>(bitPattern: dyAddress)!
         let m0 = chunk * per, m1 = min(M, m0 + per)
         if m0 >= m1 { return }
-        if useKernels {
-            try! Kernels.matmulTransposed(W.type, weights: W.bytes, rowBytes: W.rowBytes, n: N, k: K,
-                                          dy: UnsafeBufferPointer(start: dy + m0 * N, count: (m1 - m0) * N), m: m1 - m0,
-                                          dx: UnsafeMutableBufferPointer(start: dx + m0 * K, count: (m1 - m0) * K))
-            return
-        }
         let row = UnsafeMutablePointer<Float>.allocate(capacity: K)
         defer { row.deallocate() }
         for n in 0 ..< N {

@@ -172,8 +172,9 @@ int spk_matmul_f32(const spk_kernels *kern, int type, const void *W, size_t row_
  * Requirements: K as for spk_matmul_f32; N ≥ 0; M ≥ 0; dX overlaps neither dY nor W. Returns SPK_OK,
  * SPK_EINVAL, SPK_ETYPE or SPK_ENOMEM.
  *
- * Speed: block columns (32 wide, 256 for K-quants) of up to 256 (32) weight rows are dequantized once
- * into a panel and reused across all M rows by a 12×32 (AVX-512) / 6×16 (AVX2) micro-kernel.
+ * Speed: panels of weight rows (AVX-512: 64 rows × 128 columns, 32 × 256 for K-quants, rows outer; AVX2:
+ * one block column of up to 256 rows) are dequantized once and reused across all M rows by a 12×32
+ * (AVX-512) / 6×16 (AVX2) micro-kernel.
  */
 int spk_matmul_t_f32(const spk_kernels *kern, int type, const void *W, size_t row_bytes, int N, int K,
                      const float *dY, int M, int ldy, float *dX, int ldx, int k_begin, int k_end);
