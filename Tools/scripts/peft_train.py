@@ -10,8 +10,9 @@ Same data, template, placement and loss as our trainer:
     match of greedy generation of as many tokens as the output has.
 
 Example (the quick-start task):
-  python3 Tools/scripts/peft_train.py --task examples/word-sentiment --steps 150 --batch 8 \
-      --lr 0.1 --init TEXT --threads 2 --json /tmp/peft.json --save /tmp/peft-adapter
+  python3 Tools/scripts/peft_train.py --task examples/name-language --steps 200 --batch 8 \
+      --lr 0.3 --init TEXT --threads 2 --eval-every 50 --json /tmp/peft.json --save /tmp/peft-adapter
+(test accuracy 0.675 vs 0.54 template-only and 0.36 hard prompt; ~0.9 s/step on 2 threads)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["RANDOM", "TEXT", "SAMPLE_VOCAB"], default="TEXT",
                    help="PEFT prompt_tuning_init (default: %(default)s)")
     p.add_argument("--init-text", help="text for --init TEXT (default: the task's hard prompt)")
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=0.3)
     p.add_argument("--warmup", type=int, default=10, help="linear warmup steps")
     p.add_argument("--schedule", choices=["cosine", "linear", "constant"], default="cosine",
                    help="decay after warmup, to --min-lr-ratio * lr at the last step")
@@ -52,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip (0 = off)")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", "-t", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=0,
@@ -217,9 +218,10 @@ def main(argv=None) -> int:
         total_train_seconds += dt
         total_positions += positions
         total_padded += (nv + ids.shape[1]) * ids.shape[0]
-        steps.append({"step": step + 1, "loss": float(loss), "lr": lr_now, "grad_norm": grad_norm,
+        loss_value = loss.detach().item()
+        steps.append({"step": step + 1, "loss": loss_value, "lr": lr_now, "grad_norm": grad_norm,
                       "seconds": dt, "positions": positions})
-        log(f"step {step + 1:4d} loss {float(loss):.4f} lr {lr_now:.4g} |g| {grad_norm:.3g} "
+        log(f"step {step + 1:4d} loss {loss_value:.4f} lr {lr_now:.4g} |g| {grad_norm:.3g} "
             f"{dt:.3f}s {positions / dt:.0f} tok/s")
         if args.eval_every and eval_rows and (step + 1) % args.eval_every == 0:
             acc = evaluate(eval_rows)["accuracy"]
