@@ -32,18 +32,34 @@ import sp_common as C  # noqa: E402
 
 
 def run_child(argv: list[str], log_path: str | None = None) -> dict:
-    """Runs argv, returns wall seconds, exit code and the child's own peak RSS (MiB)."""
+    """Runs argv, returns wall seconds, exit code and the child's own peak RSS (MiB).
+
+    Linux carries a process's peak RSS across fork + exec (exec records the old address space's high-water
+    mark), so a child forked from this Python process (which may hold a tokenizer) would report at least
+    our own RSS. The child therefore runs under GNU time (`/usr/bin/time -f %M`), which is small; without
+    it we fall back to wait4 and say the figure is an upper bound.
+    """
     t0 = time.perf_counter()
     out = open(log_path, "w") if log_path else subprocess.DEVNULL
+    gnu_time = shutil.which("time") if os.path.exists("/usr/bin/time") else None
+    rss_file = tempfile.NamedTemporaryFile(prefix="rss.", delete=False).name
+    wrapped = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv if gnu_time else argv
     try:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         if log_path:
             out.close()
+    rss_mib, source = usage.ru_maxrss / 1024.0, "wait4 (upper bound: includes this parent's RSS at fork)"
+    if gnu_time:
+        try:
+            rss_mib, source = int(open(rss_file).read().split()[-1]) / 1024.0, "/usr/bin/time %M"
+        except (OSError, ValueError, IndexError):
+            pass
+    os.unlink(rss_file)
     return {"wall_seconds": time.perf_counter() - t0, "exit_code": proc.returncode,
-            "peak_rss_mib": usage.ru_maxrss / 1024.0}
+            "peak_rss_mib": rss_mib, "rss_source": source}
 
 
 def find_tokens_per_second(path: str):
