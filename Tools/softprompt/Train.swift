@@ -89,6 +89,9 @@ struct Train: ParsableCommand {
     @Option(help: "Evaluate on --eval every N steps (default: 10 evaluations per run; 0: only at the end).")
     var evalEvery: Int?
 
+    @Option(help: "Which prompt to write: best (by the --eval metric, ties broken by loss) or last.")
+    var keep = "best"
+
     @Option(help: "Stop after N evaluations without improvement (0: never).")
     var patience = 0
 
@@ -135,6 +138,7 @@ struct Train: ParsableCommand {
         if `init` == "text" && initText == nil { throw ValidationError("--init text needs --init-text") }
         if initText != nil && `init` != "text" { throw ValidationError("--init-text goes with --init text") }
         if !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        if !["best", "last"].contains(keep) { throw ValidationError("--keep must be best or last") }
         if let evalLimit, evalLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
         if patience > 0 && evalData == nil { throw ValidationError("--patience needs --eval") }
         _ = try PromptTemplate(template)
@@ -216,7 +220,7 @@ struct Train: ParsableCommand {
         }
 
         var progress = TrainingProgress(totalSteps: config.steps, startStep: trainer.state.step)
-        let prompt = try trainer.run(checkpointPath: config.checkpointEvery > 0 ? checkpointPath : nil,
+        let selected = try trainer.run(checkpointPath: config.checkpointEvery > 0 ? checkpointPath : nil,
                                      checkpointExtra: extra) { event in
             progress.report(event, state: trainer.state)
             if case .checkpoint = event, let logJson {
@@ -227,8 +231,11 @@ struct Train: ParsableCommand {
         if let logJson { try writeLog(trainer, config: config, extra: extra, to: logJson) }
 
         let state = trainer.state
+        let prompt = keep == "last" ? state.prompt : selected
         var metrics: JSONObject = [:]
-        if let best = state.evals.first(where: { $0.step == state.bestStep && $0.improved }) ?? state.evals.last {
+        let keptEval = keep == "last" ? state.evals.last.flatMap { $0.step == state.step ? $0 : nil }
+                                      : state.evals.first(where: { $0.step == state.bestStep && $0.improved })
+        if let best = keptEval {
             metrics["eval_step"] = .int(Int64(best.step))
             if let a = best.accuracy { metrics["eval_accuracy"] = .double(a) }
             if let e = best.exactMatch { metrics["eval_exact_match"] = .double(e) }
@@ -241,7 +248,7 @@ struct Train: ParsableCommand {
             "model_file": .string(basename(loaded.path)),
             "train_data": .string(data), "train_sha256": .string(trainSet.sha256),
             "train_rows": .int(Int64(trainSet.examples.count)),
-            "steps": .int(Int64(state.step)), "best_step": .int(Int64(state.bestStep)),
+            "steps": .int(Int64(state.step)), "best_step": .int(Int64(state.bestStep)), "kept": .string(keep),
             "stopped_early": .bool(state.stoppedEarly),
             "positions": .int(Int64(state.positions)), "train_seconds": .double(state.seconds),
             "threads": .int(Int64(threads)),
@@ -260,7 +267,8 @@ struct Train: ParsableCommand {
             for (k, v) in metrics { o[k] = v }
             print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
         } else {
-            let summary = metrics["eval_accuracy"].map { "best eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)) at step \(state.bestStep); " } ?? ""
+            let at = metrics["eval_step"]?.intValue ?? Int64(state.step)
+            let summary = metrics["eval_accuracy"].map { "\(keep) prompt (step \(at)): eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)); " } ?? "\(keep) prompt; "
             print("wrote \(out): \(summary)\(state.step) steps, \(Output.fixed(tokensPerSecond, 1)) tokens/s")
         }
     }
