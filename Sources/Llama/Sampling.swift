@@ -1,3 +1,5 @@
+import TensorIO
+
 /// The settings of a `Sampler`. The defaults are llama.cpp's (`common_params_sampling`).
 public struct SamplingParameters: Sendable, Equatable {
     /// Logits are divided by this before the final draw; 0 or less means greedy (the most likely
@@ -406,19 +408,11 @@ struct RandomSource: Sendable, Equatable {
     var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     init(seed: UInt64) {
-        var x = seed
-        s0 = Self.splitMix64(&x)
-        s1 = Self.splitMix64(&x)
-        s2 = Self.splitMix64(&x)
-        s3 = Self.splitMix64(&x)
-    }
-
-    static func splitMix64(_ state: inout UInt64) -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        var x = SplitMix64(seed: seed)
+        s0 = x.next()
+        s1 = x.next()
+        s2 = x.next()
+        s3 = x.next()
     }
 
     mutating func next() -> UInt64 {

@@ -121,18 +121,11 @@ public struct TaskDataset: Sendable {
     }
 }
 
+/// `s` as a JSON string literal, for messages.
 func quoted(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default: out.unicodeScalars.append(ch)
-        }
-    }
-    return out + "\""
+    var out: [UInt8] = []
+    JSON.appendString(s, to: &out)
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// How an input is turned into the model's context: a template with one `{input}` placeholder.

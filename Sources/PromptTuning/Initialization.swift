@@ -1,4 +1,5 @@
 import Llama
+import TensorIO
 import Tokenizers
 
 /// How the soft prompt's vectors start.
@@ -18,17 +19,8 @@ public enum PromptInitialization: Sendable, Equatable {
     case vectors([Float])
 }
 
-/// A small deterministic generator (SplitMix64): the trainer's only source of randomness.
-public struct TrainingRandom: Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The draws the trainer needs from its only source of randomness.
+extension SplitMix64 {
     /// Uniform in [0, n).
     public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     /// Uniform in [0, 1).
@@ -59,7 +51,7 @@ extension PromptInitialization {
     /// - Throws: `InitializationError` for empty init text or labels, or vectors of another width.
     public func vectors(tokens n: Int, model: LlamaModel, tokenizer: Tokenizer, seed: UInt64) throws(InitializationError) -> [Float] {
         let C = model.config.hiddenSize
-        var rng = TrainingRandom(seed: seed ^ 0x5350_5249_4E49_5400)  // "SPRINIT"
+        var rng = SplitMix64(seed: seed ^ 0x5350_5249_4E49_5400)  // "SPRINIT"
         func rows(_ ids: [Int32]) -> [Float] {
             (try? model.embed(ids)) ?? []
         }

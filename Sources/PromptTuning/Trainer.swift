@@ -172,7 +172,7 @@ public final class Trainer {
             let epoch = i / n
             if permutations[epoch] == nil {
                 if permutations.count > 4 { permutations.removeAll() }
-                var rng = TrainingRandom(seed: config.seed &+ 0x9E37_79B9 &* UInt64(epoch + 1))
+                var rng = SplitMix64(seed: config.seed &+ 0x9E37_79B9 &* UInt64(epoch + 1))
                 permutations[epoch] = rng.permutation(n)
             }
             return permutations[epoch]![i % n]

@@ -115,7 +115,7 @@ public struct ModelFingerprint: Sendable, Equatable {
     }
 
     static func computeSketch(_ model: LlamaModel) -> ([Double], [Double], String) {
-        var generator = SketchGenerator(state: sketchSeed)
+        var generator = SplitMix64(seed: sketchSeed)
         var values: [Double] = []
         var norms: [Double] = []
         var hash = SHA256()
@@ -224,14 +224,3 @@ public struct ModelFingerprint: Sendable, Equatable {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014), the sketch's generator; specified in `Formats/sprompt.md`.
-struct SketchGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

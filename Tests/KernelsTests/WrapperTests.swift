@@ -2,6 +2,7 @@ import TestSupport
 import CKernels
 import Kernels
 import Quants
+import TensorIO
 import Testing
 
 @Suite struct WrapperTests {

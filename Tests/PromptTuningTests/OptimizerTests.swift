@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func permutationsAreSeededAndComplete() {
-        var a = TrainingRandom(seed: 42), b = TrainingRandom(seed: 42), c = TrainingRandom(seed: 43)
+        var a = SplitMix64(seed: 42), b = SplitMix64(seed: 42), c = SplitMix64(seed: 43)
         let p = a.permutation(100)
         #expect(p.sorted() == Array(0 ..< 100))
         #expect(p == b.permutation(100))

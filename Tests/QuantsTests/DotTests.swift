@@ -1,5 +1,6 @@
 import TestSupport
 import Quants
+import TensorIO
 import Testing
 
 @Suite("Reference dot product")
