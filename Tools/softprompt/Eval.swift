@@ -47,6 +47,9 @@ struct Eval: ParsableCommand {
     @Option(name: [.short, .customLong("threads")], help: "Threads.")
     var threads = 2
 
+    @Option(help: "Write one JSON line per row and condition: prediction, correctness, choice log-probabilities, output loss.")
+    var predictions: String?
+
     @Flag(help: "Print the results as JSON.")
     var json = false
 
@@ -97,6 +100,24 @@ struct Eval: ParsableCommand {
             }
             if terminal { Output.errorInline("\r\u{1B}[K") }
             results.append((condition.name, result))
+        }
+        if let predictions {
+            var lines = ""
+            for (name, r) in results {
+                for (example, score) in zip(dataset.examples, r.scores) {
+                    var o: JSONObject = ["condition": .string(name), "input": .string(example.input),
+                                         "output": .string(example.output), "output_nll": .double(score.outputNLL),
+                                         "output_tokens": .int(Int64(score.outputTokens))]
+                    if let choices = example.choices, let p = score.predicted {
+                        o["predicted"] = .string(choices[p])
+                        o["correct"] = .bool(score.correct == true)
+                        o["choice_logprobs"] = .array(score.choiceLogProbs.map { .double($0) })
+                    }
+                    if let g = score.generated { o["generated"] = .string(g); o["exact_match"] = .bool(score.exactMatch == true) }
+                    lines += try JSON.serialize(.object(o)) + "\n"
+                }
+            }
+            try AtomicFile.write(to: predictions, bytes: Array(lines.utf8))
         }
         if json {
             var rows: [JSONValue] = []
