@@ -11,7 +11,8 @@ import PackageDescription
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
 ///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
-///   SoftPrompt         the .sprompt sidecar format (prompt banks) and the model fingerprint
+///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, conversion to/from
+///                      PEFT, GGUF adapters, .npy/.npz and safetensors
 ///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
 ///   softprompt (Tools) the command-line interface
 let package = Package(
@@ -48,7 +49,7 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
-        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Tokenizers", "Llama"]),
+        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
         .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama"]),
         .executableTarget(
             name: "softprompt",
@@ -68,6 +69,8 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TensorIO", "CZstd", "TestSupport"]),
         .testTarget(name: "SoftPromptTests",
                     dependencies: ["SoftPrompt", "Llama", "GGUF", "Quants", "Tokenizers", "TensorIO", "CZstd", "TestSupport"]),
+        .testTarget(name: "ConvertTests",
+                    dependencies: ["SoftPrompt", "Llama", "GGUF", "Safetensors", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]

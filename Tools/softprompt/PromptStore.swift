@@ -3,7 +3,7 @@ import SoftPrompt
 import TensorIO
 
 /// Reads and writes soft prompts by file type: `.sprompt` (the sidecar format, `FILE:TASK` picks a prompt
-/// of a bank) or `.npy` (raw float32 [tokens, width]).
+/// of a bank) or `.npy` (raw float32 [tokens, width]); reading also takes what `softprompt convert` reads.
 enum PromptStore {
     struct Loaded {
         var vectors: [Float]
@@ -29,7 +29,17 @@ enum PromptStore {
             }
             return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name)
         }
-        throw CLIError("\(path): unknown prompt file type (expected .sprompt or .npy)")
+        // Other formats (PEFT directory, GGUF adapter, .npz, safetensors) go through the converters.
+        guard PromptFormat.detect(path: path) != nil else {
+            throw CLIError("\(path): unknown prompt file type (expected .sprompt, .npy, .npz, .gguf, .safetensors or a PEFT directory)")
+        }
+        let file: PromptFile
+        do { file = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
+        let prompt = try file.prompt(named: split(spec).task)
+        guard prompt.width == width else {
+            throw CLIError("\(spec): prompt '\(prompt.name)' is \(prompt.tokens) × \(prompt.width); the model's embedding width is \(width)")
+        }
+        return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name)
     }
 
     static func write(_ vectors: [Float], width: Int, to path: String, name: String, dtype: String, template: String,
@@ -56,9 +66,9 @@ enum PromptStore {
         return path
     }
 
-    /// `bank.sprompt:task` → (`bank.sprompt`, `task`); a plain path has no task.
+    /// `bank.sprompt:task` (or `bank.npz:task`) → (`bank.sprompt`, `task`); a plain path has no task.
     static func split(_ spec: String) -> (path: String, task: String?) {
-        if let colon = spec.lastIndex(of: ":"), spec[..<colon].hasSuffix(".sprompt") {
+        if let colon = spec.lastIndex(of: ":"), spec[..<colon].hasSuffix(".sprompt") || spec[..<colon].hasSuffix(".npz") {
             return (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
         }
         return (spec, nil)
