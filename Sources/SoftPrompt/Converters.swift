@@ -23,11 +23,13 @@ public enum PromptFormat: String, Sendable, CaseIterable {
     case safetensors
 
     /// The format a path names: a directory is a PEFT adapter, otherwise the extension decides.
-    /// - Parameter path: A file or directory (need not exist: an output path without extension that
-    ///   ends in `/` is a directory).
+    /// - Parameter path: A file or directory (need not exist: a path ending in `/`, or whose last
+    ///   component has no extension and is not an existing file, names a PEFT directory).
     /// - Returns: The format, or nil when the path says nothing.
     public static func detect(path: String) -> PromptFormat? {
         if isDirectory(path) || path.hasSuffix("/") { return .peft }
+        let last = path.split(separator: "/").last ?? ""
+        if !last.contains(".") && !fileExists(path) { return .peft }
         let lower = path.lowercased()
         for (suffix, format) in [(".sprompt", sprompt), (".gguf", gguf), (".npy", npy), (".npz", npz),
                                  (".safetensors", safetensors)] where lower.hasSuffix(suffix) {

@@ -114,6 +114,7 @@ private let lossless: Set<PromptFormat> = [.sprompt, .gguf, .safetensors, .peft]
         #expect(PromptFormat.detect(path: "x.safetensors") == .safetensors)
         #expect(PromptFormat.detect(path: "out/") == .peft)
         #expect(PromptFormat.detect(path: "x.bin") == nil)
+        #expect(PromptFormat.detect(path: "/nonexistent/adapter") == .peft)
     }
 }
 

@@ -8,7 +8,7 @@ struct Convert: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a soft prompt between .sprompt, PEFT, GGUF, .npy, .npz and safetensors.",
         discussion: """
-            The format follows from the name: a directory is a PEFT adapter (adapter_config.json + \
+            The format follows from the name: a directory (or a name without extension) is a PEFT adapter (adapter_config.json + \
             adapter_model.safetensors; PROMPT_TUNING and P_TUNING are read, PROMPT_TUNING is written), \
             .gguf a GGUF soft-prompt adapter, .npy a [tokens, width] array, .npz an archive with one \
             array per prompt, .safetensors one tensor. --from / --to override it. IN may be FILE:TASK to \
@@ -40,6 +40,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Storage type: f32, f16 or bf16 (default: the source's).")
     var dtype: String?
 
+    @Option(help: "Set the prompt's template (text with {input}), e.g. for a PEFT prompt, which has none.")
+    var template: String?
+
     @Option(help: "base_model_name_or_path of a written PEFT adapter (default: the source's, else the model's path).")
     var baseModel: String?
 
@@ -57,6 +60,10 @@ struct Convert: ParsableCommand {
             if let name {
                 guard file.prompts.count == 1 else { throw CLIError("--name needs one prompt; pick one with IN:TASK") }
                 file.prompts[0].name = name
+            }
+            if let template {
+                guard template.contains("{input}") else { throw ValidationError("--template must contain {input}") }
+                for i in file.prompts.indices { file.prompts[i].template = template }
             }
             if let storage { for i in file.prompts.indices { file.prompts[i].dtype = storage } }
             var peft = PromptConversion.PEFTOptions(baseModel: baseModel)
