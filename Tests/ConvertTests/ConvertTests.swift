@@ -186,6 +186,70 @@ private let lossless: Set<PromptFormat> = [.sprompt, .gguf, .safetensors, .peft]
         #expect(error?.message.contains("PREFIX_TUNING") == true)
     }
 
+    @Test func ggufWrittenByGGUFPy() throws {
+        // An independent writer (gguf-py) following Formats/gguf-adapter.md.
+        let file = try PromptConversion.read(path: TestSupport.fixture("convert/gguf_adapter.gguf"))
+        let prompt = file.prompts[0]
+        #expect(prompt.name == "gamma-task" && prompt.tokens == 3 && prompt.width == 4 && prompt.dtype == .f16)
+        #expect(prompt.vectors == Self.floats(try Self.expected()["gguf_adapter"]?["values"]))
+        #expect(prompt.template == "Q: {input}\nA:")
+        #expect(prompt.provenance["by"]?.stringValue == "gguf-py")
+        let model = try #require(file.model)
+        #expect(model.architecture == "llama" && model.embeddingLength == 4 && model.layerCount == 2 && model.vocabSize == 64)
+        #expect(model.tokenizerHash == String(repeating: "ab", count: 32) && model.sketch == nil)
+    }
+
+    @Test func safetensorsWrittenByTorch() throws {
+        let file = try PromptConversion.read(path: TestSupport.fixture("convert/torch_bf16.safetensors"))
+        let prompt = file.prompts[0]
+        #expect(prompt.name == "torch_bf16" && prompt.dtype == .bf16 && prompt.tokens == 2 && prompt.width == 4)
+        #expect(prompt.vectors == Self.floats(try Self.expected()["torch_bf16"]?["values"]))
+    }
+
+    @Test func damagedArchivesNeverCrash() throws {
+        // Every truncation and every single-byte change of a numpy archive either reads or throws.
+        let bytes = try readFile(TestSupport.fixture("convert/numpy_savez.npz"))
+        let dir = TestSupport.temporaryDirectory("convert")
+        var accepted = 0
+        for cut in stride(from: 0, to: bytes.count, by: 7) {
+            try AtomicFile.write(to: dir + "/t.npz", bytes: Array(bytes.prefix(cut)))
+            if (try? PromptConversion.read(path: dir + "/t.npz")) != nil { accepted += 1 }
+        }
+        #expect(accepted == 0)
+        for position in stride(from: 0, to: bytes.count, by: 3) {
+            var changed = bytes
+            changed[position] ^= 0x5A
+            try AtomicFile.write(to: dir + "/f.npz", bytes: changed)
+            _ = try? PromptConversion.read(path: dir + "/f.npz")
+        }
+    }
+
+    @Test func ggufAdapterRules() throws {
+        func adapter(_ edit: (inout GGUFWriter) throws -> Void, tensor: (String, [Int]) = ("prompt_embeddings", [4, 2])) throws -> String {
+            var writer = GGUFWriter()
+            try writer.addMetadata("general.type", .string("adapter"))
+            try writer.addMetadata("adapter.type", .string("soft_prompt"))
+            try edit(&writer)
+            let count = tensor.1.reduce(1, *)
+            try writer.addTensor(name: tensor.0, type: .f32, shape: tensor.1, bytes: [UInt8](repeating: 0, count: 4 * count))
+            return try TestSupport.temporaryFile(try writer.serialized(), name: "a.gguf")
+        }
+        let good = try PromptConversion.read(path: try adapter { _ in })
+        #expect(good.prompts[0].tokens == 2 && good.prompts[0].width == 4 && good.model == nil)
+        let cases: [(String, String)] = [
+            (try adapter { try $0.addMetadata("adapter.soft_prompt.version", .uint32(2)) }, "version"),
+            (try adapter { try $0.addMetadata("adapter.soft_prompt.placement", .string("suffix")) }, "placement"),
+            (try adapter { try $0.addMetadata("adapter.soft_prompt.template", .string("no placeholder")) }, "{input}"),
+            (try adapter { try $0.addMetadata("general.architecture", .string("llama")) }, "embedding_length"),
+            (try adapter({ _ in }, tensor: ("soft_prompt.x", [4, 2])), "prompt_embeddings"),
+            (try adapter({ _ in }, tensor: ("prompt_embeddings", [4, 2, 1])), "shape"),
+        ]
+        for (path, words) in cases {
+            let error = #expect(throws: PromptConversionError.self) { try PromptConversion.read(path: path) }
+            #expect(error?.message.contains(words) == true, "\(error?.message ?? "no error") should mention \(words)")
+        }
+    }
+
     @Test func ggufFromAnotherTypeIsRefused() throws {
         var writer = GGUFWriter()
         try writer.addMetadata("general.type", .string("adapter"))

@@ -6,7 +6,10 @@
 * ptuning/: a P_TUNING adapter saved by PEFT from a tiny random Llama (hidden 16, 4 virtual tokens,
   MLP encoder). PEFT saves the encoder's OUTPUT (`get_prompt_embedding_to_save`), not the encoder's
   input table; `expected.json` holds that output and the input table so the test can tell them apart;
-* pickle_only/: a PROMPT_TUNING adapter saved with safe_serialization=False (adapter_model.bin only).
+* pickle_only/: a PROMPT_TUNING adapter saved with safe_serialization=False (adapter_model.bin only);
+* gguf_adapter.gguf: a soft-prompt adapter written by gguf-py's GGUFWriter from Formats/gguf-adapter.md
+  alone (F16 [3 tokens, 4 wide], template, name, fingerprint fields);
+* torch_bf16.safetensors: one BF16 [2, 4] tensor saved by safetensors.torch under another name.
 
   python3 Tools/scripts/gen_convert_fixtures.py
 """
@@ -64,9 +67,35 @@ def main() -> None:
         os.remove(readme)
     assert not os.path.exists(os.path.join(pickle_only, "adapter_model.safetensors"))
 
+    import gguf
+    gamma = (np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5) / 8
+    writer = gguf.GGUFWriter(os.path.join(OUT, "gguf_adapter.gguf"), arch="llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("general.name", "gamma-task")
+    writer.add_string("adapter.type", "soft_prompt")
+    writer.add_uint32("adapter.soft_prompt.version", 1)
+    writer.add_string("adapter.soft_prompt.placement", "prefix")
+    writer.add_string("adapter.soft_prompt.template", "Q: {input}\nA:")
+    writer.add_string("adapter.soft_prompt.provenance", '{"by":"gguf-py"}')
+    writer.add_uint32("adapter.soft_prompt.model.embedding_length", 4)
+    writer.add_uint32("adapter.soft_prompt.model.layer_count", 2)
+    writer.add_uint32("adapter.soft_prompt.model.vocab_size", 64)
+    writer.add_string("adapter.soft_prompt.model.tokenizer_sha256", "ab" * 32)
+    writer.add_tensor("prompt_embeddings", gamma.astype(np.float16))  # numpy [3, 4] = ggml [4, 3]
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    from safetensors.torch import save_file
+    delta = (torch.arange(8, dtype=torch.float32).reshape(2, 4) - 3.3) / 3
+    save_file({"learned_prompt": delta.to(torch.bfloat16)}, os.path.join(OUT, "torch_bf16.safetensors"))
+
     expected = {
         "npz": {"alpha": {"shape": list(alpha.shape), "values": alpha.flatten().tolist()},
                 "beta": {"shape": list(beta.shape), "values": beta.astype(np.float32).flatten().tolist()}},
+        "gguf_adapter": {"values": gamma.astype(np.float16).astype(np.float32).flatten().tolist()},
+        "torch_bf16": {"values": delta.to(torch.bfloat16).float().flatten().tolist()},
         "ptuning": {"encoder_output": stored.flatten().tolist(), "encoder_input": table.flatten().tolist(),
                     "shape": list(stored.shape)},
     }
