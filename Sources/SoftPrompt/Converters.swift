@@ -169,7 +169,7 @@ public enum PromptConversion {
     static func sniff(_ path: String) -> PromptFormat? {
         guard let file = try? MappedFile(path: path) else { return nil }
         if PromptFile.hasMagic(file.bytes) { return .sprompt }
-        if file.count >= 4, file.bytes.loadUnaligned(as: UInt32.self) == UInt32(littleEndian: 0x4655_4747) { return .gguf }
+        if file.count >= 4, UInt32(littleEndian: file.bytes.loadUnaligned(as: UInt32.self)) == 0x4655_4747 { return .gguf }  // "GGUF"
         return nil
     }
 
@@ -199,9 +199,7 @@ public enum PromptConversion {
             throw PromptConversionError(path, "shape [\(tokens), \(width)] is not a soft prompt "
                                   + "(both dimensions 1...\(PromptFile.maxDimension))")
         }
-        var prompt = SoftPrompt(name: validName(name), vectors: values, width: width, dtype: dtype)
-        prompt.tokens = tokens
-        return prompt
+        return SoftPrompt(name: validName(name), vectors: values, width: width, dtype: dtype)
     }
 
     /// The model fingerprint as the JSON object `.sprompt` stores.

@@ -109,7 +109,7 @@ enum StoredZip {
                 throw Failure(offset: eocd, message: "ZIP64 fields without a ZIP64 locator")
             }
             let record = u64(locator + 8)
-            guard record <= UInt64(bytes.count - 56), u32(Int(record)) == 0x0606_4B50 else {
+            guard bytes.count >= 56, record <= UInt64(bytes.count - 56), u32(Int(record)) == 0x0606_4B50 else {
                 throw Failure(offset: locator, message: "the ZIP64 locator points outside the file")
             }
             let total = u64(Int(record) + 32)
