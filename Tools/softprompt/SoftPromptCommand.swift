@@ -6,5 +6,5 @@ struct SoftPromptCommand: ParsableCommand {
         commandName: "softprompt",
         abstract: "Prompt tuning for local models: inspect model files, learn and run soft prompts.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Generate.self, Train.self, Eval.self, Bench.self, ConvertModel.self])
+        subcommands: [Inspect.self, Generate.self, Train.self, Eval.self, Bench.self, ConvertModel.self, Validate.self, Attach.self])
 }
