@@ -163,16 +163,9 @@ public struct PromptValidator: Sendable {
     ///   - norms: The model's token-embedding norm statistics, if already computed.
     /// - Returns: The report; a file that cannot be read gives one failed `integrity` check.
     public func validate(path: String, prompt name: String?, norms: EmbeddingNormStatistics? = nil) -> ValidationReport {
-        let file: PromptFile
+        let file: PromptFile, prompt: SoftPrompt
         do {
             file = try PromptFile.read(path: path)
-        } catch {
-            return ValidationReport(promptName: name, checks: [
-                ValidationCheck("integrity", .fail, error.description, values: ["error": .string(error.kind.rawValue)]),
-            ])
-        }
-        let prompt: SoftPrompt
-        do {
             prompt = try file.prompt(named: name)
         } catch {
             return ValidationReport(promptName: name, checks: [

@@ -88,12 +88,15 @@ def main():
     V = orig.n_vocab
     result = {"llama_cpp": getattr(L, "__version__", "?"), "settings": "1 thread, F16 KV, use_extra_bufts=false",
               "n_virtual": n, "first_id": args.first, "cases": []}
+    ours_exact = {}
     for text in args.text:
         ids = orig.tokenize(text, False, False)
         case = {"text": text, "ids": ids}
         via_embd = orig.softprompt_logits(prompt, ids, mode="split")
         via_embd_stored = orig.softprompt_logits(stored, ids, mode="split")
         via_tokens = baked.logits(new_ids + ids)[n:]
+        names = "".join(baked.piece(t) for t in new_ids)
+        case["llama_cpp_tokenizer_parses_new_tokens"] = baked.tokenize(names + text, False, True)[:n] == new_ids
         case["llama_cpp_exact_vectors_vs_baked"] = compare(via_embd, via_tokens[:, :V])
         case["llama_cpp_stored_rows_vs_baked"] = compare(via_embd_stored, via_tokens[:, :V])
         top = via_tokens[:, :V].max(1)
@@ -109,6 +112,8 @@ def main():
         if args.softprompt:
             for mode, extra in (("exact", []), ("int8", ["--int8"])):
                 ours_baked, g1 = ours(args.softprompt, args.baked, new_ids + ids, None, args.n, extra)
+                if mode == "exact":
+                    ours_exact[text] = ours_baked[n:, :V]
                 ours_embd, g2 = ours(args.softprompt, args.original, ids, args.prompt, args.n, extra)
                 case["ours_" + mode] = {
                     "baked_vs_embeddings": compare(ours_embd[n:], ours_baked[n:, :V]),
@@ -139,6 +144,8 @@ def main():
                 c = compare(l0, l1[:, :l0.shape[1]])
                 c["tokenizer_parses_new_tokens"] = ids1[:n] == new_ids
                 c["new_token_margin_below_top_min"] = float((l1[:, :l0.shape[1]].max(1) - l1[:, l0.shape[1]:].max(1)).min())
+                if text in ours_exact:
+                    c["ours_exact_baked_vs_transformers_baked"] = compare(ours_exact[text], l1[:, :l0.shape[1]])
                 hf.append(c)
         result["transformers"] = hf
     with open(args.out, "w") as f:
