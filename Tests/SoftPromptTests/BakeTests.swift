@@ -102,6 +102,38 @@ struct BakeTests {
         #expect(worstNew < -5 && smallestGap > 15, "new-token logit up to \(worstNew), gap \(smallestGap)")
     }
 
+    /// A Hugging Face copy (byte-level BPE fixture): extended embed_tokens and lm_head, tokenizer.json
+    /// added tokens, config vocab_size; exact prompt rows; the same logits as the embedding path.
+    @Test func huggingFaceCopy() throws {
+        let source = try GGUFFile(path: TestSupport.fixture("tiny/qwen2.gguf"))
+        let original = try LlamaModel(gguf: source)
+        let dir = TestSupport.temporaryDirectory("bake") + "/qwen2-hf"
+        let p = prompt()
+        let names = PromptBaker.tokenNames(task: "demo", count: 3)
+        let outputRow = (0 ..< 64).map { Float($0 % 3 == 0 ? -0.5 : 0.125) }
+        let summary = try PromptBaker.bakeHuggingFace(source: source, prompt: p, names: names, directory: dir,
+                                                      options: .init(outputRow: outputRow))
+        #expect(summary.embeddingType == .f32 && summary.maxRoundingError == 0)
+        let model = try LlamaModel(huggingFaceDirectory: dir)
+        let V = original.config.vocabSize
+        #expect(model.config.vocabSize == V + 3 && !model.config.tieWordEmbeddings)
+        let stored = (0 ..< 3).flatMap { model.tokenEmbedding.dequantizedRow(V + $0) }
+        #expect(TestSupport.maxAbsDiff(stored, p.vectors) == 0)
+        let tokenizer = try Tokenizer(TokenizerVocabulary(huggingFaceDirectory: dir))
+        let firstNew = Int32(V)
+        #expect(tokenizer.encode(names.joined() + "hi", addSpecial: false, parseSpecial: true).prefix(3)
+                == [firstNew, firstNew + 1, firstNew + 2])
+        let text = tokenizer.encode("hello world", addSpecial: false)
+        let viaTokens = try InferenceSession(model: model).forward([.tokens([firstNew, firstNew + 1, firstNew + 2] + text)], logits: .all)
+        let viaEmbeddings = try InferenceSession(model: original).forward([.embeddings(p.vectors), .tokens(text)], logits: .all)
+        var maxDiff: Float = 0
+        for r in 0 ..< 3 + text.count {
+            for v in 0 ..< V { maxDiff = max(maxDiff, abs(viaTokens[r * (V + 3) + v] - viaEmbeddings[r * V + v])) }
+        }
+        // The F16 weights convert to an F32 directory exactly; only summation order may differ.
+        #expect(maxDiff <= 1e-3, "max |Δlogit| \(maxDiff)")
+    }
+
     @Test func refusesBadInput() throws {
         let source = try GGUFFile(path: Self.tiny)
         let path = TestSupport.temporaryDirectory("bake") + "/bad.gguf"
