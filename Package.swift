@@ -11,7 +11,7 @@ import PackageDescription
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
 ///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
-///   SoftPrompt         the .sprompt sidecar format (prompt banks) and the model fingerprint
+///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, validation, baking
 ///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
 ///   softprompt (Tools) the command-line interface
 let package = Package(

@@ -35,6 +35,12 @@ public struct ValidationCheck: Sendable, Equatable {
     /// The measured values (for `--json`).
     public var values: JSONObject
 
+    /// Creates a check result.
+    /// - Parameters:
+    ///   - name: The check's identifier.
+    ///   - status: Its outcome.
+    ///   - message: Why.
+    ///   - values: The numbers behind it.
     public init(_ name: String, _ status: CheckStatus, _ message: String, values: JSONObject = [:]) {
         self.name = name
         self.status = status
@@ -50,6 +56,7 @@ public struct ValidationReport: Sendable {
     /// The checks, in the order they ran.
     public var checks: [ValidationCheck]
 
+    /// Creates a report from checks.
     public init(promptName: String?, checks: [ValidationCheck]) {
         self.promptName = promptName
         self.checks = checks
@@ -80,12 +87,15 @@ public struct ValidationReport: Sendable {
 public struct EmbeddingNormStatistics: Sendable, Equatable {
     /// The number of rows.
     public var rows: Int
+    /// The smallest norm.
     public var minimum: Double
     /// The 0.1th percentile.
     public var p001: Double
+    /// The median.
     public var median: Double
     /// The 99.9th percentile.
     public var p999: Double
+    /// The largest norm.
     public var maximum: Double
 
     /// Computes the statistics of all rows of `matrix` (each row dequantized once).
@@ -129,6 +139,7 @@ public struct BehaviourMeasurement: Sendable, Equatable {
     /// The number of examples scored.
     public var examples: Int
 
+    /// Creates a measurement.
     public init(metric: String, observed: Double, baseline: Double, examples: Int) {
         self.metric = metric
         self.observed = observed
@@ -151,6 +162,7 @@ public struct PromptValidator: Sendable {
     /// The accepted drop of the behavioural metric below the stored one, beyond sampling noise.
     public var tolerance = 0.05
 
+    /// Creates a validator for a model.
     public init(model: LlamaModel, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
