@@ -42,6 +42,9 @@ struct Attach: ParsableCommand {
     @Option(help: "Output-head suppression: the new tokens' largest logit on a calibration text is put at -SCALE; 0 gives zero rows.")
     var suppression: Float = 30
 
+    @Flag(help: "Bake even when the prompt's model fingerprint names another model.")
+    var force = false
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -53,7 +56,12 @@ struct Attach: ParsableCommand {
             throw ValidationError("a Hugging Face model bakes into a Hugging Face directory (--to hf)")
         }
         let (path, name) = PromptStore.split(prompt)
-        let soft = try PromptFile.read(path: path).prompt(named: name)
+        let file = try PromptFile.read(path: path)
+        let soft = try file.prompt(named: name)
+        if let stored = file.model, !force,
+           case .different(let why) = stored.compare(to: try ModelFingerprint(model: loaded.llama, tokenizer: loaded.tokenizer)) {
+            throw CLIError("\(path) was trained for another model (\(why)); --force bakes it anyway")
+        }
         var options = PromptBaker.Options()
         switch tokenType {
         case "control": options.tokenType = .control
