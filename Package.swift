@@ -11,8 +11,8 @@ import PackageDescription
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
 ///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
-///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, conversion to/from
-///                      PEFT, GGUF adapters, .npy/.npz and safetensors
+///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, validation, baking,
+///                      conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
 ///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
 ///   softprompt (Tools) the command-line interface
 let package = Package(

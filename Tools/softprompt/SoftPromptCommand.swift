@@ -6,5 +6,6 @@ struct SoftPromptCommand: ParsableCommand {
         commandName: "softprompt",
         abstract: "Prompt tuning for local models: inspect model files, learn and run soft prompts.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Generate.self, Train.self, Eval.self, Bench.self, ConvertModel.self, Convert.self])
+        subcommands: [Inspect.self, Generate.self, Train.self, Eval.self, Convert.self, Validate.self, Attach.self,
+                      Bench.self, ConvertModel.self])
 }
