@@ -29,6 +29,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Soft prompt (.sprompt[:TASK] or .npy).")
     var prompt: String?
 
+    @Option(help: "Use the prompt stored beside the model as MODEL_BASENAME.TASK.sprompt.")
+    var task: String?
+
     @Option(help: "Hand-written instruction placed before the templated input.")
     var hardPrompt: String?
 
@@ -54,8 +57,9 @@ struct Eval: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if prompt != nil && task != nil { throw ValidationError("give --prompt or --task, not both") }
         if hardPrompt != nil && hardPromptFile != nil { throw ValidationError("give --hard-prompt or --hard-prompt-file, not both") }
-        if compare && prompt == nil && hardPrompt == nil && hardPromptFile == nil {
+        if compare && prompt == nil && task == nil && hardPrompt == nil && hardPromptFile == nil {
             throw ValidationError("--compare needs --prompt and/or --hard-prompt")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
@@ -68,7 +72,8 @@ struct Eval: ParsableCommand {
         let C = loaded.llama.config.hiddenSize
         var dataset = try TaskDataset.load(path: data)
         if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-        let soft = try prompt.map { try PromptStore.read($0, width: C) }
+        let spec = try prompt ?? task.map { try PromptStore.besideModel(loaded.path, task: $0) }
+        let soft = try spec.map { try PromptStore.read($0, width: C) }
         let templateText = template ?? soft?.template ?? "{input}"
         let tmpl = try PromptTemplate(templateText)
         var hard = hardPrompt ?? ""
@@ -130,7 +135,7 @@ struct Eval: ParsableCommand {
                 rows.append(.object(o))
             }
             let o: JSONObject = ["data": .string(data), "template": .string(templateText),
-                                 "hard_prompt": .string(hard), "prompt": prompt.map { .string($0) } ?? .null,
+                                 "hard_prompt": .string(hard), "prompt": spec.map { .string($0) } ?? .null,
                                  "results": .array(rows)]
             print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
             return
