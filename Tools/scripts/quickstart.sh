@@ -22,7 +22,7 @@ prompt="${model%.gguf}.name-language.sprompt"
 template=$'Name: {input}\nLanguage:'
 
 stage "softprompt inspect (the model)"
-"$bin" inspect "$model" | head -n 12
+"$bin" inspect "$model" | sed -n 1,12p
 
 stage "softprompt train: $task, 20 virtual tokens initialised from the hand-written prompt, $steps steps"
 "$bin" train -m "$model" --data "$task/train.jsonl" --eval "$task/eval.jsonl" --template "$template" \
@@ -31,7 +31,7 @@ stage "softprompt train: $task, 20 virtual tokens initialised from the hand-writ
     --out "$prompt" --log-json "${prompt%.sprompt}.log.json"
 
 stage "softprompt inspect (the learned prompt)"
-"$bin" inspect "$prompt" | head -n 12
+"$bin" inspect "$prompt" | sed -n 1,14p
 
 stage "softprompt eval --compare on the held-out test split (200 rows, chance 25%)"
 "$bin" eval -m "$model" --data "$task/test.jsonl" --prompt "$prompt" --hard-prompt-file "$task/hard_prompt.txt" \
