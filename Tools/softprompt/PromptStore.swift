@@ -44,15 +44,14 @@ enum PromptStore {
 
     static func write(_ vectors: [Float], width: Int, to path: String, name: String, dtype: String, template: String,
                       provenance: JSONObject, metrics: JSONObject, model: LoadedModel) throws {
-        if path.hasSuffix(".npy") {
-            try NPY.write(path: path, shape: [vectors.count / width, width], values: vectors)
-            return
-        }
         guard let storage = PromptDType(rawValue: dtype) else { throw CLIError("unknown dtype \(dtype)") }
         let fingerprint = try ModelFingerprint(model: model.llama, tokenizer: model.tokenizer)
         let prompt = SoftPrompt(name: name, vectors: vectors, width: width, dtype: storage, template: template,
                                 provenance: provenance, metrics: metrics)
-        try PromptFile(model: fingerprint, prompts: [prompt]).write(to: path)
+        // The format follows the name: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.
+        do { try PromptConversion.write(PromptFile(model: fingerprint, prompts: [prompt]), to: path) } catch {
+            throw CLIError(error.description)
+        }
     }
 
     /// The prompt for `task` stored beside the model: `DIR/MODEL_BASENAME.TASK.sprompt`, where the base

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Llama
 import PromptTuning
+import SoftPrompt
 import TensorIO
 import Tokenizers
 
@@ -32,7 +33,7 @@ struct Train: ParsableCommand {
     @Option(help: "Use only the first N rows of --eval.")
     var evalLimit: Int?
 
-    @Option(help: "Where to write the learned prompt (.sprompt, or .npy for the raw [tokens, width] floats).")
+    @Option(help: "Where to write the learned prompt: .sprompt (default format), or .npy, .npz, .gguf (adapter), .safetensors, a PEFT directory.")
     var out: String?
 
     @Option(help: "Name of the task inside the prompt file (default: the output file's base name).")
@@ -124,6 +125,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if !dryRun && out == nil { throw ValidationError("--out is required (or --dry-run)") }
+        if let out, PromptFormat.detect(path: out) == nil {
+            throw ValidationError("--out \(out): unknown prompt format (use .sprompt, .npy, .npz, .gguf, .safetensors or a directory for PEFT)")
+        }
         if dumpGradient != nil && !dryRun { throw ValidationError("--dump-gradient goes with --dry-run") }
         if tokens < 1 || tokens > 4096 { throw ValidationError("--tokens must be in 1...4096") }
         if batch < 1 || accumulate < 1 || threads < 1 { throw ValidationError("--batch, --accumulate and --threads must be at least 1") }
