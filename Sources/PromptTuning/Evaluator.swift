@@ -83,8 +83,9 @@ public final class Evaluator {
         session.threads = threads
         session.reset()
         var positions = 0
+        var promptLogits: [Float] = []  // the last prompt row's logits: the context of an empty input
         if P > 0 {
-            _ = try session.forward([.embeddings(prompt)], logits: .none)
+            promptLogits = try session.forward([.embeddings(prompt)], logits: .last)
             positions += P
         }
         var scores: [ExampleScore] = []
@@ -92,7 +93,10 @@ public final class Evaluator {
         var nll: Double = 0, nllTokens = 0
         for (index, e) in examples.enumerated() {
             session.truncate(to: P)
-            let ctxLogits = try session.forward([.tokens(e.context)], logits: .last)
+            if e.context.isEmpty && P == 0 {
+                throw ModelError(.invalidInput, "example \(index + 1) has no context tokens and there is no prompt: nothing to predict from")
+            }
+            let ctxLogits = e.context.isEmpty ? promptLogits : try session.forward([.tokens(e.context)], logits: .last)
             positions += e.context.count
             let ctxEnd = session.position
             let lse0 = logSumExp(ctxLogits, row: 0)

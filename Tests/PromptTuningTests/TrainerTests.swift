@@ -207,3 +207,22 @@ import Glibc
         #expect(from == Array(want[0 ..< 2 * C]) + Array(want[0 ..< C]))
     }
 }
+
+extension TrainerTests {
+    /// An empty context is scored from the soft prompt's last row (and refused without a prompt).
+    @Test func emptyContextIsScoredAfterThePrompt() throws {
+        let C = model.config.hiddenSize, V = model.config.vocabSize
+        var rng = SplitMix64(seed: 5)
+        let prompt = (0 ..< 2 * C).map { _ in rng.nextFloat() * 0.5 }
+        let e = EncodedExample(context: [], output: [7], choices: [[7], [9]], answer: 0)
+        let r = try Evaluator(model: model, tokenizer: tokenizer).evaluate([e], prompt: prompt)
+        let session = try InferenceSession(model: model, capacity: 8)
+        let logits = try session.forward([.embeddings(prompt)], logits: .last).map(Double.init)
+        let m = logits.max()!
+        let lse = m + log(logits.reduce(0) { $0 + exp($1 - m) })
+        #expect(abs(r.scores[0].choiceLogProbs[0] - (logits[7] - lse)) < 1e-4)
+        #expect(abs(r.scores[0].choiceLogProbs[1] - (logits[9] - lse)) < 1e-4)
+        #expect(logits.count == V)
+        #expect(throws: ModelError.self) { try Evaluator(model: model, tokenizer: tokenizer).evaluate([e]) }
+    }
+}
