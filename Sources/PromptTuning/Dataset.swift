@@ -128,16 +128,16 @@ func quoted(_ s: String) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-/// How an input is turned into the model's context: a template with one `{input}` placeholder.
+/// How an input is turned into the model's context: a template in which every `{input}` is replaced by the
+/// input (Formats/sprompt.md §5: at least one occurrence, no escape syntax).
 public struct PromptTemplate: Sendable, Equatable, CustomStringConvertible {
     public var text: String
     public static let identity = PromptTemplate(unchecked: "{input}")
 
-    /// - Throws: `TemplateError` unless the text holds exactly one `{input}`.
+    /// - Throws: `TemplateError` unless the text holds `{input}` at least once.
     public init(_ text: String) throws(TemplateError) {
-        let parts = text.split(separator: "{input}", omittingEmptySubsequences: false)
-        guard parts.count == 2 else {
-            throw TemplateError(message: "template \(quoted(text)) must contain {input} exactly once (found \(parts.count - 1))")
+        guard text.split(separator: "{input}", omittingEmptySubsequences: false).count > 1 else {
+            throw TemplateError(message: "template \(quoted(text)) must contain {input}")
         }
         self.text = text
     }
@@ -145,8 +145,7 @@ public struct PromptTemplate: Sendable, Equatable, CustomStringConvertible {
     private init(unchecked: String) { text = unchecked }
 
     public func render(_ input: String) -> String {
-        let parts = text.split(separator: "{input}", omittingEmptySubsequences: false)
-        return parts[0] + input + parts[1]
+        text.split(separator: "{input}", omittingEmptySubsequences: false).joined(separator: input)
     }
 
     public var description: String { text }

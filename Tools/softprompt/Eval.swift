@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Read the hand-written instruction from this file (trailing newline kept).")
     var hardPromptFile: String?
 
-    @Option(help: "Context template with one {input} (default: the one stored with the soft prompt, else {input}).")
+    @Option(help: "Context template; each {input} is replaced by the row's input (default: the one stored with the soft prompt, else {input}).")
     var template: String?
 
     @Flag(help: "Compare no prompt, the hard prompt and the soft prompt side by side.")

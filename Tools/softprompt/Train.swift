@@ -39,7 +39,7 @@ struct Train: ParsableCommand {
     @Option(help: "Name of the task inside the prompt file (default: the output file's base name).")
     var name: String?
 
-    @Option(help: "Context template with one {input}.")
+    @Option(help: "Context template; each {input} is replaced by the row's input.")
     var template = "{input}"
 
     @Option(help: "Virtual tokens (soft-prompt length).")
