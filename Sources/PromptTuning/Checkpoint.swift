@@ -38,7 +38,8 @@ public enum Checkpoint {
         try writer.write(to: path)
     }
 
-    static func identity(_ config: TrainingConfig, extra: JSONObject) -> JSONObject {
+    /// The run's identity a checkpoint records and a resume must match: the settings plus `extra`.
+    public static func identity(_ config: TrainingConfig, extra: JSONObject) -> JSONObject {
         var id = config.identity
         for (k, v) in extra { id[k] = v }
         return id
@@ -108,12 +109,14 @@ public enum Checkpoint {
         return state
     }
 
-    static func json(_ r: StepRecord) -> JSONValue {
+    /// One step of the curve as JSON (checkpoints and `--log-json` share it; Formats/training.md).
+    public static func json(_ r: StepRecord) -> JSONValue {
         ["step": .int(Int64(r.step)), "loss": .double(r.loss), "lr": .double(r.learningRate),
          "grad_norm": .double(r.gradientNorm), "positions": .int(Int64(r.positions)), "seconds": .double(r.seconds)]
     }
 
-    static func json(_ r: EvalRecord) -> JSONValue {
+    /// One evaluation as JSON (checkpoints and `--log-json` share it; Formats/training.md).
+    public static func json(_ r: EvalRecord) -> JSONValue {
         var o: JSONObject = ["step": .int(Int64(r.step)), "metric": .double(r.metric), "loss": .double(r.loss),
                              "improved": .bool(r.improved), "seconds": .double(r.seconds)]
         if let a = r.accuracy { o["accuracy"] = .double(a) }

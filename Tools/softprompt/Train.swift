@@ -280,21 +280,10 @@ struct Train: ParsableCommand {
     private func writeLog(_ trainer: Trainer, config: TrainingConfig, extra: JSONObject, to path: String) throws {
         let s = trainer.state
         let positions = s.positions
-        var settings = config.identity
-        for (k, v) in extra { settings[k] = v }
         let o: JSONObject = [
-            "settings": .object(settings),
-            "steps": .array(s.history.map { r in
-                ["step": .int(Int64(r.step)), "loss": .double(r.loss), "lr": .double(r.learningRate),
-                 "grad_norm": .double(r.gradientNorm), "positions": .int(Int64(r.positions)), "seconds": .double(r.seconds)]
-            }),
-            "evals": .array(s.evals.map { r in
-                var e: JSONObject = ["step": .int(Int64(r.step)), "metric": .double(r.metric), "loss": .double(r.loss),
-                                     "improved": .bool(r.improved), "seconds": .double(r.seconds)]
-                if let a = r.accuracy { e["accuracy"] = .double(a) }
-                if let m = r.exactMatch { e["exact_match"] = .double(m) }
-                return .object(e)
-            }),
+            "settings": .object(Checkpoint.identity(config, extra: extra)),
+            "steps": .array(s.history.map(Checkpoint.json)),
+            "evals": .array(s.evals.map(Checkpoint.json)),
             "best_step": .int(Int64(s.bestStep)),
             "stopped_early": .bool(s.stoppedEarly),
             "positions": .int(Int64(positions)),
