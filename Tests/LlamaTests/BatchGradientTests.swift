@@ -138,28 +138,10 @@ struct BatchGradientTests {
 
         /// A one-example batch is the PyTorch fixture's sequence: the shared pass meets the same bar as `compute`.
         @Test func oneExampleBatchMatchesPyTorch() throws {
-            let model = try LlamaModel(gguf: try GGUFFile(path: TestSupport.defaultModelPath!))
-            let fixture = try JSON.parse(try readFile(TestSupport.fixture("gradient/smollm2-gradient.json")))
-            let prompt = try #require(try NPY.read(path: TestSupport.fixture("gradient/prompt8.npy")).floats())
-            let ids = try #require(fixture["ids"]?.arrayValue).map { Int32($0.intValue!) }
-            let targets = try #require(fixture["targets"]?.arrayValue).map {
-                TokenTarget(row: Int($0[0]!.intValue!), token: Int32($0[1]!.intValue!))
-            }
-            let expected = try #require(fixture["gradient"]?.arrayValue).map { $0.doubleValue! }
-            let expectedLoss = try #require(fixture["loss"]?.doubleValue)
-            let pass = PromptGradient(model: model, maxRows: 64, threads: 2)
-            let result = try pass.computeBatch(prompt: prompt, examples: [PromptExample(tokens: ids, targets: targets)])
-            var dot = 0.0, na = 0.0, nb = 0.0, diff = 0.0
-            for i in expected.indices {
-                let a = Double(result.gradient[i]), b = expected[i]
-                dot += a * b; na += a * a; nb += b * b; diff += (a - b) * (a - b)
-            }
-            let cosine = dot / (na.squareRoot() * nb.squareRoot())
-            let relative = diff.squareRoot() / nb.squareRoot()
-            print("shared pass vs PyTorch: loss \(result.loss) vs \(expectedLoss), cosine \(cosine), relative error \(relative)")
-            #expect(abs(result.loss - expectedLoss) <= 1e-3 * expectedLoss)
-            #expect(cosine >= 0.999, "cosine \(cosine)")
-            #expect(relative <= 1e-3, "relative error \(relative)")
+            let f = try PyTorchGradientFixture()
+            let pass = PromptGradient(model: f.model, maxRows: 64, threads: 2)
+            let result = try pass.computeBatch(prompt: f.prompt, examples: [PromptExample(tokens: f.ids, targets: f.targets)])
+            f.check(loss: result.loss, gradient: result.gradient, label: "shared pass")
         }
     }
 }
