@@ -59,6 +59,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tools/softprompt"),
+        // libFuzzer targets over every parser of untrusted files (Tools/scripts/fuzz.sh builds them with
+        // -DFUZZING -sanitize=fuzzer,address; a plain build replays inputs).
+        .executableTarget(
+            name: "softprompt-fuzz",
+            dependencies: ["TensorIO", "GGUF", "Safetensors", "Tokenizers", "Llama", "SoftPrompt", "PromptTuning"],
+            path: "Tools/fuzz"),
 
         .target(name: "TestSupport", dependencies: ["TensorIO"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "TestSupport"]),
