@@ -75,6 +75,8 @@ public final class PromptGradient {
     let rope: RoPETable
     /// Working memory of `computeBatch`, kept between calls.
     let arena = FloatArena()
+    /// The memory limit `computeBatch` checks its working memory against before growing it (nil: none).
+    public var budget: MemoryBudget? = .system()
 
     public init(model: LlamaModel, maxRows: Int = 2048, threads: Int = 1) {
         self.model = model
@@ -178,7 +180,7 @@ public final class PromptGradient {
         }
         let plan = try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
                                         maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
-        return computeShared(prompt: prompt, plan: plan)
+        return try computeShared(prompt: prompt, plan: plan)
     }
 
     /// `computeBatch` as a loop of `compute` over the examples: the oracle the shared-prompt pass is

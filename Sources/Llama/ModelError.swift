@@ -20,6 +20,8 @@ public struct ModelError: Error, Sendable, CustomStringConvertible {
         case unsupportedTensorType(String, GGMLType)
         /// The input does not fit the context or the request is inconsistent.
         case invalidInput
+        /// The work needs more memory than the machine (or its limit) has; refused before allocating.
+        case insufficientMemory
     }
 
     public var kind: Kind

@@ -29,15 +29,23 @@ public final class InferenceSession {
     /// Positions already in the cache.
     public private(set) var position = 0
 
-    private var kCache: [[Float]]  // per layer (capacity, Hkv, D)
-    private var vCache: [[Float]]  // per layer (capacity, Hkv, D)
+    private var kCache: [[Float]]  // per layer (cachedPositions, Hkv, D), grown on demand up to capacity
+    private var vCache: [[Float]]  // per layer (cachedPositions, Hkv, D)
+    private var cachedPositions = 0
+    private let budget: MemoryBudget?
     private let rope: RoPETable
 
     /// - Parameters:
-    ///   - capacity: positions to reserve (default: the model's context length, at most 4096).
+    /// The KV cache grows with the sequence (doubling, up to `capacity`), so a session costs memory for the
+    /// positions it uses, not for the ones it could use; each growth is checked against `budget` first.
+    /// - Parameters:
+    ///   - capacity: the most positions the session accepts (default: the model's context length, at most 4096).
     ///   - threads: worker threads (default 1).
+    ///   - budget: the memory limit growth is checked against (default: the machine's, `MemoryBudget.system()`).
+    /// - Throws: `ModelError` `.invalidInput` for a capacity outside the model's context, `.insufficientMemory`
+    ///   when the weights alone exceed `budget`.
     public init(model: LlamaModel, capacity: Int? = nil, threads: Int = 1,
-                precision: MatmulPrecision = .exact) throws(ModelError) {
+                precision: MatmulPrecision = .exact, budget: MemoryBudget? = .system()) throws(ModelError) {
         let cfg = model.config
         let cap = capacity ?? min(cfg.maxPositionEmbeddings, 4096)
         guard cap > 0, cap <= cfg.maxPositionEmbeddings else {
@@ -47,8 +55,9 @@ public final class InferenceSession {
         self.capacity = cap
         self.threads = max(1, threads)
         self.precision = precision
-        let kvSize = cap * cfg.numKeyValueHeads * cfg.headDim
-        kCache = Array(repeating: [Float](repeating: 0, count: kvSize), count: cfg.numHiddenLayers)
+        try model.checkMemory(positions: 1, budget: budget)
+        self.budget = budget
+        kCache = Array(repeating: [], count: cfg.numHiddenLayers)
         vCache = kCache
         rope = RoPETable(dims: cfg.ropeDimensions, base: cfg.ropeTheta, mode: cfg.ropeMode,
                          maxPositions: cap, freqScale: cfg.ropeFreqScale, freqFactors: model.ropeFreqFactors)
@@ -56,6 +65,26 @@ public final class InferenceSession {
 
     /// Forgets every position.
     public func reset() { position = 0 }
+
+    /// Grows every layer's KV cache to hold at least `positions` (at least doubling, at most `capacity`).
+    private func reserveCache(positions: Int) throws(ModelError) {
+        guard positions > cachedPositions else { return }
+        var grown = min(capacity, max(positions, 2 * cachedPositions, 16))
+        do {
+            try model.checkMemory(positions: grown, budget: budget)
+        } catch {
+            guard grown > positions else { throw error }
+            grown = positions  // no room to double: exactly what is needed, if that fits
+            try model.checkMemory(positions: grown, budget: budget)
+        }
+        let cfg = model.config
+        let count = grown * cfg.numKeyValueHeads * cfg.headDim
+        for l in 0 ..< kCache.count {
+            kCache[l] += [Float](repeating: 0, count: count - kCache[l].count)
+            vCache[l] += [Float](repeating: 0, count: count - vCache[l].count)
+        }
+        cachedPositions = grown
+    }
 
     /// Forgets positions from `newPosition` on (e.g. to reuse a shared prefix).
     public func truncate(to newPosition: Int) {
@@ -69,12 +98,26 @@ public final class InferenceSession {
     public func forward(_ inputs: [ModelInput], logits request: LogitsRequest = .last) throws(ModelError) -> [Float] {
         let cfg = model.config
         let C = cfg.hiddenSize
-        var x = try model.inputRows(inputs)
-        let T = x.count / C
-        guard T > 0 else { return [] }
-        guard position + T <= capacity else {
-            throw ModelError(.invalidInput, "\(position + T) positions exceed the session's capacity of \(capacity)")
+        // Positions first, so that an input longer than the context is refused before it is embedded.
+        var T = 0
+        for input in inputs {
+            switch input {
+            case .embeddings(let rows): T += rows.count / max(1, C)
+            case .tokens(let ids): T += ids.count
+            }
         }
+        guard T > 0 else {
+            _ = try model.inputRows(inputs)  // reports a malformed block
+            return []
+        }
+        guard position + T <= capacity else {
+            let used = position > 0 ? "\(position) positions already used + " : ""
+            let limit = capacity == cfg.maxPositionEmbeddings ? "the model's context length"
+                : "this session's capacity (the model's context length is \(cfg.maxPositionEmbeddings))"
+            throw ModelError(.invalidInput, "the input needs \(used)\(T) positions = \(position + T), more than the \(capacity) of \(limit)")
+        }
+        var x = try model.inputRows(inputs)
+        try reserveCache(positions: position + T)
         let rows: [Int]
         switch request {
         case .none: rows = []

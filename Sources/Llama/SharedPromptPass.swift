@@ -106,7 +106,8 @@ struct SharedPromptPlan {
             }
             let T = max(example.targets.map(\.row).max()! + 1, P)
             guard T <= maxPositions else {
-                throw ModelError(.invalidInput, "\(T) rows exceed the \(maxPositions) positions this pass was set up for")
+                throw ModelError(.invalidInput, "an example needs \(T) positions (\(P) soft-prompt rows + \(T - P) tokens), more than the "
+                                 + "\(maxPositions) this pass allows (the model's context length, or the pass's maxRows if smaller)")
             }
             let rows = T - P
             segments.append(AttentionSegment(start: start, rows: rows, prefix: P, probs: probs))
@@ -135,7 +136,7 @@ struct SharedPromptPlan {
 
 extension PromptGradient {
     /// The shared-prompt pass for a checked plan (see the file comment).
-    func computeShared(prompt: [Float], plan: SharedPromptPlan) -> BatchLossGradient {
+    func computeShared(prompt: [Float], plan: SharedPromptPlan) throws(ModelError) -> BatchLossGradient {
         let cfg = model.config
         let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
         let F = cfg.intermediateSize, V = cfg.vocabSize, L = model.layers.count
@@ -179,7 +180,12 @@ extension PromptGradient {
         let wHF = work.take(R * C)          // (R, C) output-normed; in the backward its gradient
         let wLogits = work.take(R * V)      // (R, V) logits, then d(logits)
         let wDXSel = work.take(R * C)       // (R, C)
-        arena.reserve(L * layerStride + work.total)
+        let arenaFloats = L * layerStride + work.total
+        if arenaFloats > arena.capacity {
+            try budget?.check([("weights", model.weightBytes), ("activations of \(N) positions", arenaFloats * MemoryLayout<Float>.size)],
+                              for: "a training batch of \(B) examples")
+        }
+        arena.reserve(arenaFloats)
         let layersBase = arena.base
         let w = arena.base + L * layerStride
         let x = w + wX, h = w + wH, att = w + wAtt, proj = w + wProj, act = w + wAct

@@ -142,6 +142,19 @@ public final class Trainer {
         guard initialPrompt.count == config.promptTokens * C else {
             throw TrainingError("initial prompt holds \(initialPrompt.count) floats, expected \(config.promptTokens) × \(C)")
         }
+        // Every example must fit the context with the prompt: refused here, before any batch memory exists.
+        let context = model.config.maxPositionEmbeddings
+        for (set, name) in [(train, "training"), (eval, "evaluation")] {
+            for (i, example) in set.enumerated() {
+                let answer = max(example.output.count, example.choices.map(\.count).max() ?? 0)
+                let needed = config.promptTokens + example.context.count + max(0, answer - 1)
+                if needed > context {
+                    throw TrainingError("\(name) example \(i + 1) needs \(needed) positions (\(config.promptTokens) soft-prompt rows + "
+                                        + "\(example.context.count) context tokens + \(answer) answer tokens, the last not fed), more "
+                                        + "than the model's context length of \(context)")
+                }
+            }
+        }
         self.model = model
         self.config = config
         self.train = train

@@ -412,7 +412,8 @@ public final class Tokenizer: Sendable {
     private static func byteValue(ofByteToken text: String) -> UInt8 {
         let bytes = Array(text.utf8)
         var value = 0
-        for index in 3 ..< min(5, bytes.count) {
+        // A hostile vocabulary may mark a text shorter than `<0x` as a byte token: its value is 0.
+        for index in min(3, bytes.count) ..< min(5, bytes.count) {
             guard let digit = hexDigit(bytes[index]) else { break }
             value = value * 16 + digit
         }

@@ -35,7 +35,7 @@ root=.build-fuzz
 if [[ $build == 1 ]]; then
     echo "building softprompt-fuzz (release, -sanitize=fuzzer,address)..."
     swift build -c release --product softprompt-fuzz --scratch-path "$root" \
-        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 fi
 bin=$root/release/softprompt-fuzz
 [[ -x $bin ]] || { echo "no $bin: build first (drop --no-build)"; exit 2; }
@@ -65,7 +65,7 @@ printf '%s\n' '"{"' '"}"' '"["' '"]"' '":"' '","' '"\\u0000"' '"\\ud800"' '"1e99
 { cat "$dicts/json.dict"; printf '"\\"%s\\""\n' weight_map metadata total_size; } > "$dicts/safetensors-index.dict"
 { cat "$dicts/json.dict"; printf '"\\"%s\\""\n' peft_type PROMPT_TUNING P_TUNING PREFIX_TUNING num_virtual_tokens token_dim \
     num_transformer_submodules num_layers num_attention_heads encoder_hidden_size; } > "$dicts/peft-config.dict"
-{ cat "$dicts/json.dict"; printf '"\\"%s\\""\n' input output choices; printf '"\\n"\n' ; } > "$dicts/jsonl.dict"
+{ cat "$dicts/json.dict"; printf '"\\"%s\\""\n' input output choices; printf '"\\x0A"\n' ; } > "$dicts/jsonl.dict"
 { cat "$dicts/json.dict"; printf '"\\"%s\\""\n' model type BPE vocab merges added_tokens special content id \
     pre_tokenizer ByteLevel Sequence Split pattern Regex post_processor TemplateProcessing normalizer decoder \
     byte_fallback unk_token ignore_merges; } > "$dicts/tokenizer-json.dict"
@@ -86,7 +86,7 @@ pids=()
 for t in "${targets[@]}"; do
     mkdir -p "$root/corpus/$t" "$root/findings/$t" "$root/logs"
     # -malloc_limit_mb: one allocation past 256 MiB from an input of at most 64 KiB is a finding.
-    ASAN_OPTIONS=allocator_may_return_null=0:detect_leaks=0 nice -n "$niceness" "$bin" "$t" \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=allocator_may_return_null=0:detect_leaks=0 nice -n "$niceness" "$bin" "$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 -max_len="$(maxlen "$t")" \
         -dict="$dicts/$t.dict" -print_final_stats=1 -artifact_prefix="$root/findings/$t/" \
         "$root/corpus/$t" "$seeds/$t" > "$root/logs/$t.log" 2>&1 &

@@ -54,6 +54,7 @@ struct LoadedModel {
         do {
             let gguf = isDirectory(path) ? nil : try GGUFFile(path: path)
             let llama = try gguf.map { try LlamaModel(gguf: $0) } ?? LlamaModel(huggingFaceDirectory: path)
+            try llama.checkMemory(positions: 1)
             let tokenizer = try Tokenizer(gguf.map { try TokenizerVocabulary(gguf: $0) }
                                           ?? TokenizerVocabulary(huggingFaceDirectory: path))
             return LoadedModel(path: path, gguf: gguf, llama: llama, tokenizer: tokenizer)
