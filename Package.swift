@@ -78,6 +78,8 @@ let package = Package(
         .testTarget(name: "ConvertTests",
                     dependencies: ["SoftPrompt", "Llama", "GGUF", "Safetensors", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
+        .testTarget(name: "MalformedCorpusTests",
+                    dependencies: ["GGUF", "Safetensors", "SoftPrompt", "PromptTuning", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

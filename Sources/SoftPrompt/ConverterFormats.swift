@@ -97,6 +97,7 @@ enum SingleTensor {
         var prompt = try PromptConversion.makePrompt(name: base, values: values, tokens: info.shape[0], width: info.shape[1],
                                                      dtype: dtype, path: path)
         let (model, metadata) = try SidecarKeys.apply(file.metadataDictionary, to: &prompt, path: path)
+        try PromptConversion.checkWidth(prompt, against: model, path: path)
         return PromptFile(model: model, prompts: [prompt], metadata: metadata)
     }
 }
@@ -254,6 +255,12 @@ enum GGUFAdapter {
             let found = "general.type = \(gguf.string("general.type") ?? "none"), adapter.type = \(gguf.string("adapter.type") ?? "none")"
             throw PromptConversionError(path, "not a soft-prompt adapter (\(found)); expected \"adapter\" and \"soft_prompt\"")
         }
+        // A known key of another type would otherwise be skipped as if absent (a STRING "2" read as no version).
+        for (key, type) in keyTypes {
+            if let value = gguf[key], value.type != type {
+                throw PromptConversionError(path, "\(key) is a \(value.type), not a \(type) (Formats/gguf-adapter.md)")
+            }
+        }
         if let version = gguf.int(prefix + "version"), version != Int(formatVersion) {
             throw PromptConversionError(path, "\(prefix)version \(version) is not supported (1 is)")
         }
@@ -285,8 +292,21 @@ enum GGUFAdapter {
         let metadata = try gguf.string(prefix + "file_metadata").map { (text) throws(PromptConversionError) in
             try PromptConversion.parseObject(text, "file_metadata", path: path)
         } ?? [:]
-        return PromptFile(model: try fingerprint(gguf, path: path), prompts: [prompt], metadata: metadata)
+        let model = try fingerprint(gguf, path: path)
+        try PromptConversion.checkWidth(prompt, against: model, path: path)
+        return PromptFile(model: model, prompts: [prompt], metadata: metadata)
     }
+
+    /// The type of each key of Formats/gguf-adapter.md section 1.
+    static let keyTypes: [(String, GGUFValueType)] = [
+        ("general.type", .string), ("adapter.type", .string), (prefix + "version", .uint32), (prefix + "placement", .string),
+        ("general.name", .string), (prefix + "template", .string), (prefix + "provenance", .string),
+        (prefix + "metrics", .string), (prefix + "file_metadata", .string), ("general.architecture", .string),
+        (prefix + "model.embedding_length", .uint32), (prefix + "model.layer_count", .uint32),
+        (prefix + "model.vocab_size", .uint32), (prefix + "model.tokenizer_sha256", .string),
+        (prefix + "model.sketch_version", .uint32), (prefix + "model.sketch", .array),
+        (prefix + "model.sketch_norms", .array), (prefix + "model.rows_sha256", .string),
+    ]
 
     /// The fingerprint from the `model.*` keys, validated as `.sprompt` validates its `model` object.
     static func fingerprint(_ gguf: GGUFFile, path: String) throws(PromptConversionError) -> ModelFingerprint? {

@@ -202,6 +202,15 @@ public enum PromptConversion {
         return SoftPrompt(name: validName(name), vectors: values, width: width, dtype: dtype)
     }
 
+    /// Refuses a prompt whose width differs from its fingerprint's embedding length (Formats/sprompt.md
+    /// section 2.2; the GGUF adapter and safetensors sidecar keys carry the same fingerprint).
+    static func checkWidth(_ prompt: SoftPrompt, against model: ModelFingerprint?, path: String) throws(PromptConversionError) {
+        if let model, model.embeddingLength != prompt.width {
+            throw PromptConversionError(path, "the prompt's width \(prompt.width) differs from the model's embedding_length "
+                                        + "\(model.embeddingLength)")
+        }
+    }
+
     /// The model fingerprint as the JSON object `.sprompt` stores.
     static func fingerprintJSON(_ model: ModelFingerprint, path: String) throws(PromptConversionError) -> JSONValue {
         do {

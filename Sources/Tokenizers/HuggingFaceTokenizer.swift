@@ -114,6 +114,13 @@ extension TokenizerVocabulary {
             addedIDs[content] = Int32(id)
         }
         guard let maxID = textByID.keys.max() else { throw malformed("the tokenizer has no tokens") }
+        // The token table is sized by the largest id, so a tiny file naming id 2^31-2 would ask for
+        // billions of entries. Real files leave few ids without a text; allow as many gaps as there
+        // are tokens (at least 65,536) and refuse sparser tables before allocating.
+        let gaps = maxID + 1 - textByID.count
+        guard gaps <= max(textByID.count, 1 << 16) else {
+            throw malformed("token ids reach \(maxID) but only \(textByID.count) are defined: \(gaps) gaps between ids")
+        }
         var tokens = [String](repeating: "", count: maxID + 1)
         var tokenTypes = [Int32](repeating: TokenType.unused.rawValue, count: maxID + 1)
         for id in 0 ... maxID {
