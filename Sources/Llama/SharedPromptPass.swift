@@ -136,7 +136,9 @@ struct SharedPromptPlan {
 
 extension PromptGradient {
     /// The shared-prompt pass for a checked plan (see the file comment).
-    func computeShared(prompt: [Float], plan: SharedPromptPlan) throws(ModelError) -> BatchLossGradient {
+    /// - Parameter backward: false for the forward pass and the losses only (the gradient is empty and
+    ///   one layer's activations are kept at a time).
+    func computeShared(prompt: [Float], plan: SharedPromptPlan, backward: Bool = true) throws(ModelError) -> BatchLossGradient {
         let cfg = model.config
         let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
         let F = cfg.intermediateSize, V = cfg.vocabSize, L = model.layers.count
@@ -180,14 +182,15 @@ extension PromptGradient {
         let wHF = work.take(R * C)          // (R, C) output-normed; in the backward its gradient
         let wLogits = work.take(R * V)      // (R, V) logits, then d(logits)
         let wDXSel = work.take(R * C)       // (R, C)
-        let arenaFloats = L * layerStride + work.total
+        let keptLayers = backward ? L : 1
+        let arenaFloats = keptLayers * layerStride + work.total
         if arenaFloats > arena.capacity {
             try budget?.check([("weights", model.weightBytes), ("activations of \(N) positions", arenaFloats * MemoryLayout<Float>.size)],
-                              for: "a training batch of \(B) examples")
+                              for: "a batch of \(B) examples")
         }
         arena.reserve(arenaFloats)
         let layersBase = arena.base
-        let w = arena.base + L * layerStride
+        let w = arena.base + keptLayers * layerStride
         let x = w + wX, h = w + wH, att = w + wAtt, proj = w + wProj, act = w + wAct
         let dx = w + wDX, dq = w + wDQ, dk = w + wDK, dv = w + wDV, dgate = w + wDGate, dup = w + wDUp
         let extK = w + wExtK, extV = w + wExtV, scratch = w + wScratch
@@ -202,7 +205,7 @@ extension PromptGradient {
 
         // Forward, keeping activations.
         for (l, layer) in model.layers.enumerated() {
-            let s = layersBase + l * layerStride
+            let s = layersBase + (backward ? l : 0) * layerStride
             let xIn = s + oXIn, rstd1 = s + oRstd1, q = s + oQ, k = s + oK, v = s + oV, probs = s + oProbs
             let xMid = s + oXMid, rstd2 = s + oRstd2, gate = s + oGate, up = s + oUp
             xIn.update(from: x, count: N * C)
@@ -255,6 +258,10 @@ extension PromptGradient {
             row[t] -= 1 / Float(R)
         }
         let losses = Array(UnsafeBufferPointer(start: lossBuffer, count: R))
+        if !backward {
+            return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
+                                     gradient: [], positionsProcessed: plan.positionsProcessed)
+        }
 
         // Backward of the head.
         hF.update(repeating: 0, count: R * C)
@@ -309,15 +316,20 @@ extension PromptGradient {
             }
         }
 
-        var targetLosses: [[Double]] = []
-        var next = 0
-        for count in plan.targetCounts {
-            targetLosses.append(Array(losses[next ..< next + count]))
-            next += count
-        }
-        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: targetLosses,
+        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
                                  gradient: Array(UnsafeBufferPointer(start: dx, count: P * C)),
                                  positionsProcessed: plan.positionsProcessed)
+    }
+
+    /// `losses` cut into consecutive runs of `counts`.
+    private func split(_ losses: [Double], _ counts: [Int]) -> [[Double]] {
+        var out: [[Double]] = []
+        var next = 0
+        for count in counts {
+            out.append(Array(losses[next ..< next + count]))
+            next += count
+        }
+        return out
     }
 
     /// Attention of every (segment, query head) pair, one task each.
