@@ -231,6 +231,10 @@ extension PromptGradient {
             addInPlace(x, proj, N * C)
         }
 
+        if !backward {
+            return forwardHeadLosses(x: x, plan: plan, xSel: xSel, rstd: rstdF, hF: hF, logits: logits)
+        }
+
         // Head at the target rows only, loss and d(logits) = (softmax - onehot) / R.
         for (i, r) in plan.targetRows.enumerated() { (xSel + i * C).update(from: x + r * C, count: C) }
         rmsnormForward(out: hF, rstd: rstdF, x: xSel, weight: model.outputNorm, T: R, C: C, eps: eps)
@@ -258,10 +262,6 @@ extension PromptGradient {
             row[t] -= 1 / Float(R)
         }
         let losses = Array(UnsafeBufferPointer(start: lossBuffer, count: R))
-        if !backward {
-            return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
-                                     gradient: [], positionsProcessed: plan.positionsProcessed)
-        }
 
         // Backward of the head.
         hF.update(repeating: 0, count: R * C)
@@ -319,6 +319,44 @@ extension PromptGradient {
         return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
                                  gradient: Array(UnsafeBufferPointer(start: dx, count: P * C)),
                                  positionsProcessed: plan.positionsProcessed)
+    }
+
+    /// The forward-only head: logits once per distinct target row (several targets on one row, such as the
+    /// one-token choices of a classification row, share it), then each target's loss computed as the
+    /// training head computes it (same bits).
+    private func forwardHeadLosses(x: UnsafeMutablePointer<Float>, plan: SharedPromptPlan, xSel: UnsafeMutablePointer<Float>,
+                                   rstd: UnsafeMutablePointer<Float>, hF: UnsafeMutablePointer<Float>,
+                                   logits: UnsafeMutablePointer<Float>) -> BatchLossGradient {
+        let C = model.config.hiddenSize, V = model.config.vocabSize
+        var slotOfRow: [Int: Int] = [:], rows: [Int] = [], slots: [Int] = []
+        for r in plan.targetRows {
+            if let slot = slotOfRow[r] { slots.append(slot); continue }
+            slotOfRow[r] = rows.count
+            slots.append(rows.count)
+            rows.append(r)
+        }
+        let U = rows.count, R = slots.count
+        for (i, r) in rows.enumerated() { (xSel + i * C).update(from: x + r * C, count: C) }
+        rmsnormForward(out: hF, rstd: rstd, x: xSel, weight: model.outputNorm, T: U, C: C, eps: model.config.rmsNormEps)
+        linearForward(out: logits, x: hF, M: U, layer: model.output, threads: threads)
+        // Per row: the maximum and the sum of exp(logit - maximum), accumulated as the training head does.
+        let stats = UnsafeMutablePointer<(Float, Double)>.allocate(capacity: U)
+        defer { stats.deallocate() }
+        let statsOut = SharedPointer(stats), logitRows = SharedFloats(logits)
+        parallelFor(U, threads: threads) { i in
+            let row = logitRows.base + i * V
+            var m = -Float.infinity
+            for j in 0 ..< V { m = max(m, row[j]) }
+            var sum: Double = 0
+            for j in 0 ..< V { sum += Double(expf(row[j] - m)) }
+            statsOut.base[i] = (m, sum)
+        }
+        let losses = (0 ..< R).map { i -> Double in
+            let (m, sum) = stats[slots[i]]
+            return Double(m) + _log(sum) - Double(logits[slots[i] * V + Int(plan.targetTokens[i])])
+        }
+        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
+                                 gradient: [], positionsProcessed: plan.positionsProcessed)
     }
 
     /// `losses` cut into consecutive runs of `counts`.
