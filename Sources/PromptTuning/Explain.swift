@@ -88,6 +88,9 @@ public struct PromptEvaluation: Sendable {
         return (projected.selectionMetric - noPrompt.selectionMetric) / gain
     }
 
+    /// The kind the reports rank by: `remove` when it was run, else `mean`.
+    public var primaryAblation: AblationKind { ablations.contains { $0.kind == .remove } ? .remove : .mean }
+
     /// The ablations of one kind, most important token first: larger metric drop, then larger loss
     /// increase, then lower index.
     public func ranking(_ kind: AblationKind) -> [Ablation] {
@@ -150,6 +153,8 @@ public final class PromptExplainer {
     /// Nearest vocabulary tokens listed per virtual token.
     public var topK: Int
     public var threads: Int
+    /// Which ablations are run for every virtual token (each kind costs one evaluation per token).
+    public var ablationKinds: [AblationKind] = AblationKind.allCases
     /// Token types never offered as neighbours.
     public static let excludedTypes: Set<TokenType> = [.control, .unknown, .unused]
 
@@ -265,7 +270,7 @@ public final class PromptExplainer {
                           progress: ((Stage) -> Void)?) throws(ModelError) -> PromptEvaluation {
         let C = model.config.hiddenSize
         let P = prompt.count / C
-        let total = 3 + 2 * P
+        let total = 3 + ablationKinds.count * P
         var done = 0
         evaluator.threads = threads
         func run(_ name: String, _ rows: [Float]) throws(ModelError) -> EvaluationResult {
@@ -279,7 +284,7 @@ public final class PromptExplainer {
         let none = try run("no prompt", [])
         var ablations: [Ablation] = []
         for t in 0 ..< P {
-            for kind in AblationKind.allCases {
+            for kind in ablationKinds {
                 let r = try run("token \(t) \(kind.rawValue)", Self.ablated(prompt, width: C, token: t, kind: kind))
                 ablations.append(Ablation(token: t, kind: kind, result: r,
                                           metricDrop: soft.selectionMetric - r.selectionMetric,

@@ -152,10 +152,12 @@ extension PromptExplanation {
                 + "prompt's rows (<b>mean</b>): the drop of the metric (left; \(metricName(e.soft))) and the rise of the "
                 + "loss (right) against the full soft prompt. Longer bars to the right: the token matters more.</p>\n"
             h += ablationChart(e)
-            h += "<table><tr><th>rank</th><th>token</th><th>remove: drop</th><th>remove: loss +</th><th>mean: drop</th><th>mean: loss +</th></tr>\n"
+            let primary = e.primaryAblation, other: AblationKind = primary == .remove ? .mean : .remove
+            h += "<table><tr><th>rank</th><th>token</th><th>\(primary.rawValue): drop</th><th>\(primary.rawValue): loss +</th>"
+                + "<th>\(other.rawValue): drop</th><th>\(other.rawValue): loss +</th></tr>\n"
             let byToken = Dictionary(grouping: e.ablations, by: { $0.token })
-            for (rank, a) in e.ranking(.remove).enumerated() {
-                let m = byToken[a.token]?.first { $0.kind == .mean }
+            for (rank, a) in e.ranking(primary).enumerated() {
+                let m = byToken[a.token]?.first { $0.kind == other }
                 h += "<tr><td class=\"n\">\(rank + 1)</td><td class=\"n\">\(a.token)</td><td class=\"n\">\(fixed(a.metricDrop, 4))</td>"
                     + "<td class=\"n\">\(fixed(a.lossIncrease, 4))</td><td class=\"n\">\(m.map { fixed($0.metricDrop, 4) } ?? "–")</td>"
                     + "<td class=\"n\">\(m.map { fixed($0.lossIncrease, 4) } ?? "–")</td></tr>\n"

@@ -46,6 +46,9 @@ struct Explain: ParsableCommand {
     @Option(name: [.short, .customLong("threads")], help: "Threads.")
     var threads = 2
 
+    @Option(help: "Ablations run per virtual token: remove (the token taken out), mean (replaced by the prompt's mean row) or both (twice the time).")
+    var ablation = "remove"
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -56,6 +59,7 @@ struct Explain: ParsableCommand {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if topK < 1 || topK > 100 { throw ValidationError("--top-k must be in 1...100") }
+        if !["remove", "mean", "both"].contains(ablation) { throw ValidationError("--ablation must be remove, mean or both") }
         if let template { _ = try PromptTemplate(template) }
     }
 
@@ -100,6 +104,7 @@ struct Explain: ParsableCommand {
         if bank.count < 2 { notes.append("The file holds one prompt: no bank similarity to report.") }
 
         let explainer = PromptExplainer(model: loaded.llama, tokenizer: loaded.tokenizer, topK: topK, threads: threads)
+        explainer.ablationKinds = ablation == "both" ? AblationKind.allCases : [AblationKind(rawValue: ablation)!]
         let terminal = isatty(2) != 0
         let start = Output.now()
         let explanation = try explainer.explain(prompt: soft.vectors, examples: encoded, bank: bank) { stage in
@@ -191,17 +196,19 @@ struct Explain: ParsableCommand {
             out.append("")
             let metric = e.soft.accuracy != nil ? "accuracy" : e.soft.exactMatch != nil ? "exact match" : "-loss"
             out.append("3. Ablation: drop of \(metric) and rise of loss with each token removed or replaced by the mean row")
-            let means = Dictionary(uniqueKeysWithValues: e.ablations.filter { $0.kind == .mean }.map { ($0.token, $0) })
+            let primary = e.primaryAblation, other: AblationKind = primary == .remove ? .mean : .remove
+            let means = Dictionary(uniqueKeysWithValues: e.ablations.filter { $0.kind == other }.map { ($0.token, $0) })
             let signed = { (v: Double, d: Int) in (v > 0 ? "+" : "") + Output.fixed(v, d) }
-            let rows = e.ranking(.remove).enumerated().map { rank, a in
+            let rows = e.ranking(primary).enumerated().map { rank, a in
                 [String(rank + 1), String(a.token), signed(a.metricDrop, 3), signed(a.lossIncrease, 4),
                  means[a.token].map { signed($0.metricDrop, 3) } ?? "-", means[a.token].map { signed($0.lossIncrease, 4) } ?? "-"]
             }
             out.append("")
-            out += Output.table(["rank", "token", "remove: drop", "loss +", "mean: drop", "loss +"], rows,
+            out += Output.table(["rank", "token", "\(primary.rawValue): drop", "loss +", "\(other.rawValue): drop", "loss +"], rows,
                                 rightAligned: [0, 1, 2, 3, 4, 5]).split(separator: "\n").map(String.init)
-            let topMean = e.ranking(.mean).prefix(5).map { String($0.token) }.joined(separator: ", ")
-            out.append("Ranked by the remove drop (then loss). By the mean drop: \(topMean), ...")
+            let topOther = e.ranking(other).prefix(5).map { String($0.token) }.joined(separator: ", ")
+            out.append("Ranked by the \(primary.rawValue) drop (then loss)."
+                       + (topOther.isEmpty ? " (--ablation both also runs \(other.rawValue).)" : " By the \(other.rawValue) drop: \(topOther), ..."))
         }
 
         out.append("")
