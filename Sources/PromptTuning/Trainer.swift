@@ -150,7 +150,7 @@ public final class Trainer {
                 let needed = config.promptTokens + example.context.count + max(0, answer - 1)
                 if needed > context {
                     throw TrainingError("\(name) example \(i + 1) needs \(needed) positions (\(config.promptTokens) soft-prompt rows + "
-                                        + "\(example.context.count) context tokens + \(answer) answer tokens, the last not fed), more "
+                                        + "\(example.context.count) context tokens + \(answer) answer token\(answer == 1 ? "" : "s"), the last not fed), more "
                                         + "than the model's context length of \(context)")
                 }
             }
