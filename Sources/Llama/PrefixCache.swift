@@ -58,8 +58,9 @@ public struct PrefixKV: Sendable {
 /// A shared, bounded cache of prompt prefixes (`PrefixKV`) for one model and precision, keyed by task
 /// name and the prompt's vector checksum, with least-recently-used eviction under a byte budget.
 ///
-/// Thread-safe: every operation takes an internal lock; `prefix(for:compute:)` computes a missing entry
-/// outside the lock (two threads missing the same key at once both compute it; the second insert wins).
+/// Thread-safe: every operation takes an internal lock, held only for bookkeeping. `prefix(for:compute:)`
+/// computes a missing entry outside it, once: requests missing the same key meanwhile wait for that
+/// computation instead of repeating it (other keys proceed).
 /// Keying by the checksum means a prompt changed under the same name never hits a stale entry; inserting
 /// a task's new version drops its older ones.
 public final class PrefixCache: Sendable {
@@ -88,6 +89,9 @@ public final class PrefixCache: Sendable {
         public var superseded = 0
         /// Prefixes not kept because they alone exceed the budget.
         public var oversized = 0
+        /// Prefixes computed by `prefix(for:compute:)` (a miss waiting for another request's computation
+        /// of the same key does not compute).
+        public var computations = 0
         /// Entries held now, and their bytes.
         public var entries = 0
         public var bytes = 0
@@ -98,8 +102,14 @@ public final class PrefixCache: Sendable {
         var lastUse: UInt64
     }
 
+    /// Serialises the computations of one key.
+    private final class Gate: Sendable {
+        let mutex = Mutex(())
+    }
+
     private struct State {
         var entries: [Key: Entry] = [:]
+        var gates: [Key: Gate] = [:]
         var clock: UInt64 = 0
         var statistics = Statistics()
 
@@ -174,13 +184,37 @@ public final class PrefixCache: Sendable {
         }
     }
 
-    /// The cached prefix for `key`, or `compute()`'s result, which is then inserted.
+    /// The cached prefix for `key`, or `compute()`'s result, which is then inserted. Counts one hit or
+    /// one miss. On a miss, `compute` runs unless another call is computing the same key: this call then
+    /// waits for it and takes its result (computing only if that one failed or was not kept).
     /// - Throws: What `compute` throws (nothing is cached then).
     public func prefix(for key: Key, compute: () throws(ModelError) -> PrefixKV) throws(ModelError) -> PrefixKV {
         if let hit = lookup(key) { return hit }
-        let computed = try compute()
-        insert(computed, for: key)
-        return computed
+        let gate = state.withLock { s in
+            if let gate = s.gates[key] { return gate }
+            let gate = Gate()
+            s.gates[key] = gate
+            return gate
+        }
+        return try gate.mutex.withLock { (_: inout Void) throws(ModelError) -> PrefixKV in
+            if let done = peek(key) { return done }  // computed while this call waited
+            defer { state.withLock { s in if s.gates[key] === gate { s.gates[key] = nil } } }
+            state.withLock { $0.statistics.computations += 1 }
+            let computed = try compute()
+            insert(computed, for: key)
+            return computed
+        }
+    }
+
+    /// The cached prefix for `key` without counting (refreshes its recency).
+    private func peek(_ key: Key) -> PrefixKV? {
+        state.withLock { s in
+            let now = s.tick()
+            guard var entry = s.entries[key] else { return nil }
+            entry.lastUse = now
+            s.entries[key] = entry
+            return entry.prefix
+        }
     }
 
     /// Drops every entry of `task` (e.g. when its prompt was removed from the bank).

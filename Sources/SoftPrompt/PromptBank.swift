@@ -156,6 +156,7 @@ public enum PromptBank {
     ///   - body: Changes the contents; leaving nil (or throwing) writes nothing.
     /// - Returns: What `body` returns.
     /// - Throws: `SpromptError` from reading, from `body`, from writing, or `.io` when the lock is held.
+    @discardableResult
     public static func update<R>(path: String,
                                  _ body: (inout PromptFile?) throws(SpromptError) -> R) throws(SpromptError) -> R {
         let lockPath = path + ".lock"

@@ -1,6 +1,7 @@
 import Dispatch
 import GGUF
 @testable import Llama
+import Synchronization
 import TensorIO
 import Testing
 import TestSupport
@@ -151,5 +152,32 @@ struct PrefixCacheTests {
         let stats = cache.statistics
         #expect(stats.hits + stats.misses == 400)
         #expect(stats.bytes <= 3 * size && stats.bytes == stats.entries * size && cache.keys.count == stats.entries)
+    }
+
+    /// Requests missing the same key at once compute it once; the others wait and take its result.
+    @Test func concurrentMissesComputeOnce() throws {
+        let p = try Self.prefixes(1, rows: 2)[0]
+        let cache = PrefixCache(budget: 1 << 30)
+        let key = PrefixCache.Key(task: "t", vectorsSHA256: "x")
+        final class Tally: Sendable { let wrong = Mutex(0) }
+        let tally = Tally()
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let got = try? cache.prefix(for: key) { () throws(ModelError) -> PrefixKV in
+                var spin = 0.0
+                for i in 0 ..< 10_000_000 { spin += Double(i) }  // a slow computation (tens of ms)
+                return spin >= 0 ? p : p
+            }
+            if got?.keys != p.keys { tally.wrong.withLock { $0 += 1 } }
+        }
+        let stats = cache.statistics
+        #expect(tally.wrong.withLock { $0 } == 0)
+        #expect(stats.computations == 1 && stats.hits + stats.misses == 6 && stats.entries == 1, "\(stats)")
+        // A failed computation caches nothing and the next request computes again.
+        let other = PrefixCache.Key(task: "u", vectorsSHA256: "y")
+        #expect(throws: ModelError.self) {
+            try cache.prefix(for: other) { () throws(ModelError) -> PrefixKV in throw ModelError(.invalidInput, "no") }
+        }
+        #expect(try cache.prefix(for: other) { p }.keys == p.keys)
+        #expect(cache.statistics.computations == 3)
     }
 }
