@@ -17,8 +17,10 @@ extension SoftPrompt {
     }
 
     /// The *vector checksum*: SHA-256 (64 lowercase hex digits) of `storedBytes`, the prompt's values
-    /// as stored in a `.sprompt` payload. Two prompts with equal checksums feed the model identical
-    /// vectors; a bank update that leaves a prompt's checksum unchanged left its stored bytes unchanged.
+    /// as stored in a `.sprompt` payload. Two prompts read from files with equal checksums feed the model
+    /// identical vectors; a bank update that leaves a prompt's checksum unchanged left its stored bytes
+    /// unchanged. (A prompt built in memory with dtype f16 or bf16 holds float32 values that the file will
+    /// round; its checksum is that of the rounded values, which is what readers of the file get.)
     public var vectorsSHA256: String { SHA256.hex(SHA256.hash(storedBytes)) }
 }
 

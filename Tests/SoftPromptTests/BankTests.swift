@@ -262,4 +262,22 @@ struct BankTests {
         #expect(try readFile(path) == before)
         #expect(!fileExists(path + ".lock"))
     }
+
+    /// The checksum sees any change of a stored value (one ulp of an f32), and only stored values: a change
+    /// below bf16's resolution, a rename or new metadata leave it alone.
+    @Test func checksumFollowsTheStoredValues() {
+        let base = SoftPrompt(name: "a", vectors: randomVectors(2 * Self.width, seed: 4), width: Self.width)
+        var ulp = base
+        ulp.vectors[17] = ulp.vectors[17].nextUp
+        #expect(ulp.vectorsSHA256 != base.vectorsSHA256)
+        var renamed = base
+        renamed.name = "b"
+        renamed.metrics = ["x": 1]
+        #expect(renamed.vectorsSHA256 == base.vectorsSHA256)
+        var bf = base
+        bf.dtype = .bf16
+        var tiny = bf
+        tiny.vectors[3] = Float(bitPattern: tiny.vectors[3].bitPattern ^ 1)  // below bf16's 16 kept bits
+        #expect(tiny.vectorsSHA256 == bf.vectorsSHA256 && bf.vectorsSHA256 != base.vectorsSHA256)
+    }
 }
