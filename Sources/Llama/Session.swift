@@ -91,6 +91,50 @@ public final class InferenceSession {
         position = max(0, min(position, newPosition))
     }
 
+    /// The keys and values of the first `positions` cached positions at every layer (default: all of
+    /// them), as the session stores them (keys after RoPE), to start other sessions from
+    /// (`load(prefix:)`).
+    /// - Precondition: `positions` is at most `position`.
+    public func exportPrefix(positions: Int? = nil) -> PrefixKV {
+        let P = positions ?? position
+        precondition(P >= 0 && P <= position, "cannot export \(P) positions of \(position)")
+        let cfg = model.config
+        let width = cfg.numKeyValueHeads * cfg.headDim
+        return PrefixKV(positions: P, rowWidth: width, precision: precision,
+                        keys: kCache.map { Array($0[0 ..< P * width]) },
+                        values: vCache.map { Array($0[0 ..< P * width]) })
+    }
+
+    /// Starts the sequence over from a precomputed prefix: its keys and values fill the first
+    /// `prefix.positions` positions of the KV cache and `position` becomes `prefix.positions`, so the
+    /// next `forward` continues after it exactly as if the prefix's inputs had just been run.
+    /// - Parameter prefix: Computed by this model with this session's `precision`.
+    /// - Throws: `ModelError.invalidInput` when the prefix does not fit the model (layers, key/value
+    ///   width), was computed with another precision, or is longer than the capacity;
+    ///   `.insufficientMemory` when the KV cache cannot grow to hold it.
+    public func load(prefix: PrefixKV) throws(ModelError) {
+        let cfg = model.config
+        let width = cfg.numKeyValueHeads * cfg.headDim
+        guard prefix.layers == cfg.numHiddenLayers, prefix.rowWidth == width else {
+            throw ModelError(.invalidInput, "the prefix has \(prefix.layers) layers of \(prefix.rowWidth) key/value values per "
+                             + "position; the model has \(cfg.numHiddenLayers) of \(width)")
+        }
+        guard prefix.precision == precision else {
+            throw ModelError(.invalidInput, "the prefix was computed with \(prefix.precision) matrix products; the session uses \(precision)")
+        }
+        guard prefix.positions <= capacity else {
+            throw ModelError(.invalidInput, "the prefix holds \(prefix.positions) positions, more than the session's capacity of \(capacity)")
+        }
+        position = 0
+        try reserveCache(positions: prefix.positions)
+        let count = prefix.positions * width
+        for l in 0 ..< kCache.count {
+            kCache[l].replaceSubrange(0 ..< count, with: prefix.keys[l])
+            vCache[l].replaceSubrange(0 ..< count, with: prefix.values[l])
+        }
+        position = prefix.positions
+    }
+
     /// Runs the model over `inputs` (appended after the cached positions) and returns the logits of the
     /// requested rows, (R, V) row-major.
     /// - Throws: `ModelError.invalidInput` for a malformed embedding block, a bad token id, a bad row

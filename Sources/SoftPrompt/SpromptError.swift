@@ -69,6 +69,8 @@ public struct SpromptError: Error, CustomStringConvertible, Sendable, Equatable 
         case vectorCountMismatch
         /// `prompt(named:)`: no such prompt, or a name is needed to choose among several.
         case promptNotFound
+        /// Bank API: a prompt's model fingerprint compares as another model than the bank's.
+        case modelMismatch
         /// The operating system failed to read or write the file.
         case io
     }

@@ -217,7 +217,7 @@ struct CorruptionTests {
     /// API kinds aside).
     @Test func everyReaderKindIsCovered() {
         let covered = Set(Corruption.allCases.map(\.expected))
-        let writerOnly: Set<SpromptError.Kind> = [.nonFiniteValue, .vectorCountMismatch, .promptNotFound, .io]
+        let writerOnly: Set<SpromptError.Kind> = [.nonFiniteValue, .vectorCountMismatch, .promptNotFound, .modelMismatch, .io]
         for kind in SpromptError.Kind.allCases where !writerOnly.contains(kind) {
             #expect(covered.contains(kind), "no corruption for \(kind)")
         }

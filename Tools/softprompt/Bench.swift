@@ -22,10 +22,16 @@ struct Bench: ParsableCommand {
             --steps timed steps per thread count, for the shared-prompt pass and the naive per-example loop. \
             Reports positions/s (every processed position, soft-prompt rows included), ms/step, process CPU ms/step, peak RSS \
             (getrusage; the fast path runs first, so its figure is its own) and the agreement of the two.
+              prefix     the soft-prompt prefix cache: time to first token (prefill + argmax of the first token) \
+            of --input-tokens random tokens after a soft prompt of each --prefix-lengths length (embeddings of random \
+            tokens), without the cache (prompt rows + tokens in one prefill) and with it (load the prompt's cached \
+            keys and values, prefill the tokens), --runs repetitions interleaved (alternating order); medians, their \
+            ratio, the prompt's share of the prefill positions, the time saved beside the prompt rows' own prefill (what \
+            the cache removes), the copy of the cached keys and values, and the cache's counters.
             """)
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case inference, open, train
+        case inference, open, train, prefix
     }
 
     @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
@@ -64,6 +70,12 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time only the shared-prompt pass, not the naive loop (train; for profiling).")
     var sharedOnly = false
 
+    @Option(help: "Soft-prompt lengths, comma-separated (prefix).")
+    var prefixLengths = "20,100"
+
+    @Option(help: "Input tokens after the soft prompt (prefix).")
+    var inputTokens = 12
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -86,6 +98,7 @@ struct Bench: ParsableCommand {
         case .open: try benchOpen(path, runs: runs ?? 21)
         case .inference: try benchInference(path, runs: runs ?? 3)
         case .train: try benchTrain(path)
+        case .prefix: try benchPrefix(path, runs: runs ?? 21)
         }
     }
 
@@ -150,6 +163,128 @@ struct Bench: ParsableCommand {
                  Output.fixed(r["ttft_ms"]!, 1) + " ± " + Output.fixed(r["ttft_sd"]!, 1)]
             }
             print(Output.table(["threads", "test", "t/s", "test", "t/s", "ttft (ms)"], table, rightAligned: [2, 4, 5]))
+        }
+    }
+
+    private func benchPrefix(_ path: String, runs: Int) throws {
+        let model: LlamaModel
+        do { model = try LlamaModel(gguf: try GGUFFile(path: path)) } catch { throw CLIError("\(error)") }
+        let V = model.config.vocabSize
+        let lengths = prefixLengths.split(separator: ",").compactMap { Int($0) }
+        guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }), inputTokens > 0 else {
+            throw CLIError("--prefix-lengths takes positive integers separated by commas; --input-tokens must be positive")
+        }
+        var state: UInt64 = 0x5DEE_CE66_D1CE_4E5B
+        func nextToken() -> Int32 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int32(truncatingIfNeeded: (state >> 33) % UInt64(V))
+        }
+        func argmax(_ logits: [Float]) -> Int {
+            var best = 0
+            for v in 1 ..< V where logits[v] > logits[best] { best = v }
+            return best
+        }
+        func median(_ xs: [Double]) -> Double {
+            let s = xs.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        let input = (0 ..< inputTokens).map { _ in nextToken() }
+        let precision: MatmulPrecision = int8 ? .int8 : .exact
+        let cache = PrefixCache(budget: 1 << 30)
+        var rows: [JSONObject] = []
+        for t in threadCounts {
+            for P in lengths {
+                // A soft prompt at the embedding scale: the embeddings of random tokens (the usual initialisation).
+                let prompt = try model.embed((0 ..< P).map { _ in nextToken() })
+                var digest = SHA256()
+                for v in prompt { digest.update(littleEndian: v.bitPattern) }
+                let key = PrefixCache.Key(task: "bench-\(P)-t\(t)", vectorsSHA256: SHA256.hex(digest.finalize()))
+                let session = try InferenceSession(model: model, capacity: P + inputTokens, threads: t, precision: precision)
+                // The miss: the prompt's keys and values computed once (what the first request of a task pays).
+                let computeStart = Output.now()
+                let prefixBytes = try cache.prefix(for: key) { () throws(ModelError) in
+                    try PrefixKV.compute(model: model, embeddings: prompt, threads: t, precision: precision)
+                }.byteCount
+                let computeSeconds = Output.now() - computeStart
+                var without: [Double] = [], with: [Double] = [], load: [Double] = [], promptOnly: [Double] = []
+                var maxDiff: Float = 0
+                var agree = true
+                func uncached() throws -> [Float] {
+                    session.reset()
+                    let start = Output.now()
+                    let logits = try session.forward([.embeddings(prompt), .tokens(input)], logits: .last)
+                    _ = argmax(logits)
+                    without.append(Output.now() - start)
+                    return logits
+                }
+                // What the cache saves: the prompt rows' own prefill (no logits).
+                func promptPrefill() throws {
+                    session.reset()
+                    let start = Output.now()
+                    _ = try session.forward([.embeddings(prompt)], logits: .none)
+                    promptOnly.append(Output.now() - start)
+                }
+                func cached() throws -> [Float] {
+                    let start = Output.now()
+                    guard let prefix = cache.lookup(key) else { throw CLIError("the prefix was evicted") }
+                    try session.load(prefix: prefix)
+                    load.append(Output.now() - start)
+                    let logits = try session.forward([.tokens(input)], logits: .last)
+                    _ = argmax(logits)
+                    with.append(Output.now() - start)
+                    return logits
+                }
+                // One warm-up pair (not kept), then `runs` pairs in alternating order.
+                _ = try uncached(); _ = try cached(); try promptPrefill()
+                without.removeAll(); with.removeAll(); load.removeAll(); promptOnly.removeAll()
+                for r in 0 ..< runs {
+                    let a: [Float], b: [Float]
+                    if r % 2 == 0 {
+                        a = try uncached(); b = try cached()
+                    } else {
+                        b = try cached(); a = try uncached()
+                    }
+                    try promptPrefill()
+                    maxDiff = max(maxDiff, a.indices.reduce(Float(0)) { max($0, abs(a[$1] - b[$1])) })
+                    if argmax(a) != argmax(b) { agree = false }
+                }
+                let w = median(without), c = median(with)
+                rows.append([
+                    "threads": .int(Int64(t)), "prompt_tokens": .int(Int64(P)), "input_tokens": .int(Int64(inputTokens)),
+                    "ttft_without_ms": .double(w * 1000), "ttft_with_ms": .double(c * 1000),
+                    "ratio": .double(c / w), "saving": .double(1 - c / w),
+                    "prompt_share": .double(Double(P) / Double(P + inputTokens)),
+                    "saved_ms": .double((w - c) * 1000), "prompt_prefill_ms": .double(median(promptOnly) * 1000),
+                    "load_ms": .double(median(load) * 1000), "prefix_compute_ms": .double(computeSeconds * 1000),
+                    "prefix_bytes": .int(Int64(prefixBytes)),
+                    "logits_max_abs_diff": .double(Double(maxDiff)), "same_argmax": .bool(agree),
+                ])
+            }
+        }
+        let stats = cache.statistics
+        let counters: JSONObject = ["hits": .int(Int64(stats.hits)), "misses": .int(Int64(stats.misses)),
+                                    "evictions": .int(Int64(stats.evictions)), "entries": .int(Int64(stats.entries)),
+                                    "bytes": .int(Int64(stats.bytes))]
+        if json {
+            let report: JSONValue = [
+                "suite": "prefix", "model": .string(path), "precision": int8 ? "int8" : "exact", "runs": .int(Int64(runs)),
+                "results": .array(rows.map { .object($0) }), "cache": .object(counters),
+            ]
+            print(try JSON.serialize(report, pretty: true))
+        } else {
+            print("model: \(path) (\(int8 ? "int8" : "exact float32") activations); \(inputTokens) input tokens; "
+                  + "medians of \(runs) interleaved runs")
+            print(Output.table(["threads", "prompt", "without (ms)", "with (ms)", "with/without", "saving", "prompt share",
+                                "saved (ms)", "prompt prefill (ms)", "load (ms)", "max |dlogit|"], rows.map { r in
+                [String(r["threads"]!.intValue!), String(r["prompt_tokens"]!.intValue!),
+                 Output.fixed(r["ttft_without_ms"]!.doubleValue!, 2), Output.fixed(r["ttft_with_ms"]!.doubleValue!, 2),
+                 Output.fixed(r["ratio"]!.doubleValue!, 3), Output.fixed(r["saving"]!.doubleValue! * 100, 1) + " %",
+                 Output.fixed(r["prompt_share"]!.doubleValue! * 100, 1) + " %", Output.fixed(r["saved_ms"]!.doubleValue!, 2),
+                 Output.fixed(r["prompt_prefill_ms"]!.doubleValue!, 2), Output.fixed(r["load_ms"]!.doubleValue!, 3),
+                 "\(r["logits_max_abs_diff"]!.doubleValue!)"]
+            }, rightAligned: Set(0 ..< 11)))
+            print("cache: \(stats.hits) hits, \(stats.misses) misses, \(stats.evictions) evictions, \(stats.entries) entries, "
+                  + Output.bytes(stats.bytes))
         }
     }
 

@@ -99,10 +99,12 @@ struct Generate: ParsableCommand {
         let (path, gguf, llama, tokenizer) = (loaded.path, loaded.gguf, loaded.llama, loaded.tokenizer)
         do {
             var leading: [Float] = []
+            var prefixKey: PrefixCache.Key?
             var text = self.text
             if let spec = try prompt ?? task.map({ try PromptStore.besideModel(loaded.path, task: $0) }) {
                 let soft = try PromptStore.read(spec, width: llama.config.hiddenSize)
                 leading = soft.vectors
+                prefixKey = PrefixCache.Key(task: soft.name ?? spec, vectorsSHA256: soft.vectorsSHA256)
                 if !noTemplate, let stored = soft.template, let input = text {
                     text = try PromptTemplate(stored).render(input)
                     Output.error("rendered through the prompt's template \(stored.debugDescription)")
@@ -115,7 +117,7 @@ struct Generate: ParsableCommand {
                 }
                 leading = values
             }
-            let request: GenerationPrompt
+            var request: GenerationPrompt
             if let ids {
                 let parsed = ids.split(separator: ",").map { Int32($0.trimmingPrefix(" ")) }
                 guard parsed.allSatisfy({ $0 != nil }) else { throw CLIError("--ids takes comma-separated integers") }
@@ -142,6 +144,20 @@ struct Generate: ParsableCommand {
             }
             let session = try InferenceSession(model: llama, threads: threads, precision: int8 ? .int8 : .exact)
             if let logitsOut { try writePromptLogits(request, tokenizer: tokenizer, session: session, to: logitsOut) }
+            if let prefixKey, !isEmpty(request, tokenizer: tokenizer) {
+                // The soft prompt's keys and values come from the prefix cache (computed once per prompt and
+                // shared by every request in a long-running process); the prefill runs the text only.
+                let cache = PrefixCache(budget: 256 << 20)
+                let start = Output.now()
+                let prefix = try cache.prefix(for: prefixKey) {
+                    () throws(ModelError) in try PrefixKV.compute(model: llama, embeddings: leading, threads: threads,
+                                                                  precision: session.precision)
+                }
+                try session.load(prefix: prefix)
+                request.embeddings = []
+                Output.error("soft prompt: \(prefix.positions) positions from the prefix cache in \(Output.fixed(Output.now() - start, 3)) s "
+                             + "(\(cache.statistics.misses == 1 ? "computed" : "cached"), \(Output.bytes(prefix.byteCount)) of keys and values)")
+            }
             let sampler = Sampler(SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP,
                                                      repeatPenalty: repeatPenalty, seed: seed))
             var generator = Generator(session: session, tokenizer: tokenizer, sampler: sampler)
@@ -168,6 +184,14 @@ struct Generate: ParsableCommand {
             throw error
         } catch {
             throw CLIError("\(path): \(error)")
+        }
+    }
+
+    /// Whether the prompt's content tokenizes to nothing.
+    private func isEmpty(_ prompt: GenerationPrompt, tokenizer: Tokenizer) -> Bool {
+        switch prompt.content {
+        case let .tokens(t): return t.isEmpty
+        case let .text(t, addSpecial, parseSpecial): return tokenizer.encode(t, addSpecial: addSpecial, parseSpecial: parseSpecial).isEmpty
         }
     }
 

@@ -10,6 +10,8 @@ enum PromptStore {
         var tokens: Int
         var template: String?
         var name: String?
+        /// The prompt's vector checksum (`SoftPrompt.vectorsSHA256`; a .npy counts as f32).
+        var vectorsSHA256: String
     }
 
     static func read(_ spec: String, width: Int) throws -> Loaded {
@@ -19,7 +21,8 @@ enum PromptStore {
             guard array.shape.count == 2, array.shape[1] == width, let values = array.floats() else {
                 throw CLIError("\(path): expected a float [tokens, \(width)] array, found \(array.dtype.rawValue) \(array.shape)")
             }
-            return Loaded(vectors: values, tokens: array.shape[0], template: nil, name: nil)
+            return Loaded(vectors: values, tokens: array.shape[0], template: nil, name: nil,
+                          vectorsSHA256: SoftPrompt(name: "npy", vectors: values, width: width).vectorsSHA256)
         }
         if path.hasSuffix(".sprompt") {
             let file = try PromptFile.read(path: path)
@@ -27,7 +30,8 @@ enum PromptStore {
             guard prompt.width == width else {
                 throw CLIError("\(spec): prompt '\(prompt.name)' is \(prompt.tokens) × \(prompt.width); the model's embedding width is \(width)")
             }
-            return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name)
+            return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name,
+                          vectorsSHA256: prompt.vectorsSHA256)
         }
         // Other formats (PEFT directory, GGUF adapter, .npz, safetensors) go through the converters.
         guard PromptFormat.detect(path: path) != nil else {
@@ -39,7 +43,8 @@ enum PromptStore {
         guard prompt.width == width else {
             throw CLIError("\(spec): prompt '\(prompt.name)' is \(prompt.tokens) × \(prompt.width); the model's embedding width is \(width)")
         }
-        return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name)
+        return Loaded(vectors: prompt.vectors, tokens: prompt.tokens, template: prompt.template, name: prompt.name,
+                          vectorsSHA256: prompt.vectorsSHA256)
     }
 
     static func write(_ vectors: [Float], width: Int, to path: String, name: String, dtype: String, template: String,

@@ -39,6 +39,15 @@ struct Train: ParsableCommand {
     @Option(help: "Name of the task inside the prompt file (default: the output file's base name).")
     var name: String?
 
+    @Option(help: "Add the learned prompt to this prompt bank (.sprompt; created when absent) under --task.")
+    var bank: String?
+
+    @Option(help: "The prompt's name in --bank.")
+    var task: String?
+
+    @Flag(help: "With --bank: replace a prompt of the same name.")
+    var replace = false
+
     @Option(help: "Context template; each {input} is replaced by the row's input.")
     var template = "{input}"
 
@@ -124,7 +133,10 @@ struct Train: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if !dryRun && out == nil { throw ValidationError("--out is required (or --dry-run)") }
+        if !dryRun && out == nil && bank == nil { throw ValidationError("--out or --bank is required (or --dry-run)") }
+        if (bank == nil) != (task == nil) { throw ValidationError("--bank and --task go together") }
+        if replace && bank == nil { throw ValidationError("--replace goes with --bank") }
+        if let bank, PromptFormat.detect(path: bank) != .sprompt { throw ValidationError("--bank \(bank): a bank is a .sprompt file") }
         if let out, PromptFormat.detect(path: out) == nil {
             throw ValidationError("--out \(out): unknown prompt format (use .sprompt, .npy, .npz, .gguf, .safetensors or a directory for PEFT)")
         }
@@ -152,6 +164,15 @@ struct Train: ParsableCommand {
         let loaded = try LoadedModel.load(model)
         let llama = loaded.llama
         let C = llama.config.hiddenSize
+        // A bank that cannot take the result refuses before any training (checked again when adding).
+        let fingerprint = try bank.map { _ in try ModelFingerprint(model: llama, tokenizer: loaded.tokenizer) }
+        if let bank, let task, let fingerprint, !dryRun {
+            let notes = try Bank.wrap { () throws(SpromptError) in
+                let current = fileExists(bank) ? try PromptFile.read(path: bank) : nil
+                return try PromptBank.checkAdmission(name: task, width: C, model: fingerprint, into: current, replace: replace)
+            }
+            for note in notes { Output.error("note: \(note)") }
+        }
         let trainSet = try TaskDataset.load(path: data)
         let evalSet = try evalData.map { try TaskDataset.load(path: $0) }
         let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(template))
@@ -211,8 +232,8 @@ struct Train: ParsableCommand {
             return
         }
 
-        let out = self.out!
-        let checkpointPath = checkpoint ?? out + ".ckpt"
+        let destination = out ?? bank! + "." + task!
+        let checkpointPath = checkpoint ?? destination + ".ckpt"
         let extra: JSONObject = ["model": .string(basename(loaded.path)), "train_sha256": .string(trainSet.sha256),
                                  "eval_sha256": .string(evalSet?.sha256 ?? ""), "eval_rows": .int(Int64(evalEncoded.count)), "template": .string(template),
                                  "init_from": .string(initFrom ?? "")]
@@ -261,11 +282,24 @@ struct Train: ParsableCommand {
         ]
         if let evalSet { provenance["eval_data"] = .string(evalSet.path); provenance["eval_sha256"] = .string(evalSet.sha256) }
         if let initFrom { provenance["init_from"] = .string(initFrom) }
-        try PromptStore.write(prompt, width: C, to: out, name: name ?? taskName(out), dtype: dtype, template: template,
-                              provenance: provenance, metrics: metrics, model: loaded)
+        if let out {
+            try PromptStore.write(prompt, width: C, to: out, name: name ?? taskName(out), dtype: dtype, template: template,
+                                  provenance: provenance, metrics: metrics, model: loaded)
+        }
+        if let bank, let task {
+            let learned = SoftPrompt(name: task, vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
+                                     template: template, provenance: provenance, metrics: metrics)
+            let (notes, replaced) = try Bank.wrap { () throws(SpromptError) in
+                try PromptBank.update(path: bank) { (file: inout PromptFile?) throws(SpromptError) in
+                    try PromptBank.add(learned, model: fingerprint, to: &file, replace: replace)
+                }
+            }
+            for note in notes { Output.error("note: \(note)") }
+            Output.error("\(replaced ? "replaced" : "added") '\(task)' in \(bank) (vectors \(learned.vectorsSHA256.prefix(16))…)")
+        }
         let tokensPerSecond = Double(state.positions) / max(state.seconds, 1e-9)
         if json {
-            var o: JSONObject = ["out": .string(out), "steps": .int(Int64(state.step)),
+            var o: JSONObject = ["out": out.map { .string($0) } ?? .null, "steps": .int(Int64(state.step)),
                                  "best_step": .int(Int64(state.bestStep)), "stopped_early": .bool(state.stoppedEarly),
                                  "tokens_per_second": .double(tokensPerSecond), "train_seconds": .double(state.seconds)]
             for (k, v) in metrics { o[k] = v }
@@ -273,7 +307,7 @@ struct Train: ParsableCommand {
         } else {
             let at = metrics["eval_step"]?.intValue ?? Int64(state.step)
             let summary = metrics["eval_accuracy"].map { "\(keep) prompt (step \(at)): eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)); " } ?? "\(keep) prompt; "
-            print("wrote \(out): \(summary)\(state.step) steps, \(Output.fixed(tokensPerSecond, 1)) tokens/s")
+            print("wrote \([out, bank.map { "\($0):\(task!)" }].compactMap { $0 }.joined(separator: " and ")): \(summary)\(state.step) steps, \(Output.fixed(tokensPerSecond, 1)) tokens/s")
         }
     }
 
