@@ -170,6 +170,11 @@ public final class PromptGradient {
     /// - Throws: `ModelError.invalidInput` for an empty batch, a prompt that is not whole rows, an example
     ///   without targets, a token id outside the vocabulary or a bad target.
     public func computeBatch(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
+        try computeShared(prompt: prompt, plan: try plan(prompt: prompt, examples: examples))
+    }
+
+    /// The checked plan of a batch sharing `prompt`.
+    private func plan(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> SharedPromptPlan {
         let cfg = model.config
         let C = cfg.hiddenSize
         guard prompt.count % C == 0 else {
@@ -178,9 +183,8 @@ public final class PromptGradient {
         guard examples.contains(where: { !$0.targets.isEmpty }) else {
             throw ModelError(.invalidInput, "no targets in the batch: the loss is undefined")
         }
-        let plan = try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
-                                        maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
-        return try computeShared(prompt: prompt, plan: plan)
+        return try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
+                                    maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
     }
 
     /// The per-target losses (−log p of each target token, natural log) of a batch sharing one soft
@@ -188,17 +192,7 @@ public final class PromptGradient {
     /// Scoring many short rows this way decodes each weight matrix once per batch instead of once per row.
     /// - Throws: as `computeBatch`.
     public func lossesBatch(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
-        let cfg = model.config
-        let C = cfg.hiddenSize
-        guard prompt.count % C == 0 else {
-            throw ModelError(.invalidInput, "prompt holds \(prompt.count) floats, not a multiple of the width \(C)")
-        }
-        guard examples.contains(where: { !$0.targets.isEmpty }) else {
-            throw ModelError(.invalidInput, "no targets in the batch: the loss is undefined")
-        }
-        let plan = try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
-                                        maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
-        return try computeShared(prompt: prompt, plan: plan, backward: false)
+        try computeShared(prompt: prompt, plan: try plan(prompt: prompt, examples: examples), backward: false)
     }
 
     /// `computeBatch` as a loop of `compute` over the examples: the oracle the shared-prompt pass is

@@ -100,18 +100,22 @@ public final class Evaluator {
         let batched = batching ? try scoreChoicesInBatches(examples, prompt: prompt, rows: needed) : [:]
         var scores: [ExampleScore] = []
         var correct = 0, withChoices = 0, matched = 0, free = 0
+        /// The highest-scoring choice (the first on ties) as the prediction, counted.
+        func predict(_ s: inout ExampleScore, answer: Int?) {
+            var best = 0
+            for i in 1 ..< s.choiceLogProbs.count where s.choiceLogProbs[i] > s.choiceLogProbs[best] { best = i }
+            s.predicted = best
+            s.correct = best == answer
+            withChoices += 1
+            if s.correct == true { correct += 1 }
+        }
         var nll: Double = 0, nllTokens = 0
         for (index, e) in examples.enumerated() {
             if let lp = batched[index] {
                 // Scored in a batch: the choices (then the output when it is not one of them).
                 var s = ExampleScore(choiceLogProbs: Array(lp.prefix(e.choices.count)), predicted: nil, correct: nil,
                                      generated: nil, exactMatch: nil, outputNLL: 0, outputTokens: e.output.count)
-                var best = 0
-                for i in 1 ..< s.choiceLogProbs.count where s.choiceLogProbs[i] > s.choiceLogProbs[best] { best = i }
-                s.predicted = best
-                s.correct = best == e.answer
-                withChoices += 1
-                if s.correct == true { correct += 1 }
+                predict(&s, answer: e.answer)
                 s.outputNLL = -(e.answer.map { lp[$0] } ?? lp[e.choices.count])
                 positions += e.context.count + e.choices.reduce(0) { $0 + max(0, $1.count - 1) }
                     + (e.answer == nil ? max(0, e.output.count - 1) : 0)
@@ -148,12 +152,7 @@ public final class Evaluator {
                                  outputNLL: 0, outputTokens: e.output.count)
             if !e.choices.isEmpty {
                 for c in e.choices { s.choiceLogProbs.append(try score(c)) }
-                var best = 0
-                for i in 1 ..< s.choiceLogProbs.count where s.choiceLogProbs[i] > s.choiceLogProbs[best] { best = i }
-                s.predicted = best
-                s.correct = best == e.answer
-                withChoices += 1
-                if s.correct == true { correct += 1 }
+                predict(&s, answer: e.answer)
                 if let answer = e.answer {
                     s.outputNLL = -s.choiceLogProbs[answer]
                 } else {

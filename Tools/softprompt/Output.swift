@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TensorIO
 
 /// Small text-formatting helpers for terminal reports.
 enum Output {
@@ -17,20 +18,7 @@ enum Output {
     }
 
     /// `value` with `digits` decimals (no Foundation `String(format:)`).
-    static func fixed(_ value: Double, _ digits: Int) -> String {
-        if !value.isFinite { return "\(value)" }
-        var scale = 1.0
-        for _ in 0 ..< digits { scale *= 10 }
-        let rounded = (abs(value) * scale).rounded()
-        let whole = Int(rounded / scale)
-        let fraction = Int(rounded.truncatingRemainder(dividingBy: scale))
-        var text = (value < 0 && rounded != 0 ? "-" : "") + String(whole)
-        if digits > 0 {
-            let f = String(fraction)
-            text += "." + String(repeating: "0", count: digits - f.count) + f
-        }
-        return text
-    }
+    static func fixed(_ value: Double, _ digits: Int) -> String { decimalText(value, digits: digits) }
 
     /// A text table with left-aligned columns (right-aligned where `rightAligned` says so).
     static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
