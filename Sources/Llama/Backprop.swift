@@ -183,6 +183,24 @@ public final class PromptGradient {
         return try computeShared(prompt: prompt, plan: plan)
     }
 
+    /// The per-target losses (−log p of each target token, natural log) of a batch sharing one soft
+    /// prompt: the forward half of `computeBatch` (same plan, same bits), without the gradient.
+    /// Scoring many short rows this way decodes each weight matrix once per batch instead of once per row.
+    /// - Throws: as `computeBatch`.
+    public func lossesBatch(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {
+        let cfg = model.config
+        let C = cfg.hiddenSize
+        guard prompt.count % C == 0 else {
+            throw ModelError(.invalidInput, "prompt holds \(prompt.count) floats, not a multiple of the width \(C)")
+        }
+        guard examples.contains(where: { !$0.targets.isEmpty }) else {
+            throw ModelError(.invalidInput, "no targets in the batch: the loss is undefined")
+        }
+        let plan = try SharedPromptPlan(P: prompt.count / C, examples: examples, vocab: cfg.vocabSize,
+                                        maxPositions: rope.maxPositions, heads: cfg.numAttentionHeads)
+        return try computeShared(prompt: prompt, plan: plan, backward: false)
+    }
+
     /// `computeBatch` as a loop of `compute` over the examples: the oracle the shared-prompt pass is
     /// tested against (same contract, about (P + T) / T times slower per example).
     package func computeBatchNaive(prompt: [Float], examples: [PromptExample]) throws(ModelError) -> BatchLossGradient {

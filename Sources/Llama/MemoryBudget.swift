@@ -128,7 +128,7 @@ extension LlamaModel {
     /// Refuses a model whose weights plus a KV cache for `positions` do not fit `budget`.
     /// - Throws: `ModelError` `.insufficientMemory`.
     public func checkMemory(positions: Int, budget: MemoryBudget? = .system()) throws(ModelError) {
-        try budget?.check([("weights", weightBytes), ("KV cache for \(positions) positions", kvCacheBytes(positions: positions))],
+        try budget?.check([("weights", weightBytes), ("KV cache for \(positions) position\(positions == 1 ? "" : "s")", kvCacheBytes(positions: positions))],
                           for: "running this \(config.architecture) model (\(layers.count) layers, width \(config.hiddenSize))")
     }
 }

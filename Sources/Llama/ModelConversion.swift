@@ -484,7 +484,8 @@ public enum ModelConversion {
 
     // MARK: - Files
 
-    /// Creates `directory` atomically: `body` fills a temporary sibling directory, which is then
+    /// Creates `directory` atomically: `body` fills a temporary sibling directory (a locked
+    /// `TemporaryDirectory`, so a killed run's leftovers are collected by the next one), which is then
     /// renamed to `directory`. On failure the temporary directory is removed and nothing changes.
     /// - Returns: The total size of the files written.
     static func writeDirectory(_ directory: String, _ body: (String) throws -> Void) throws(ConversionError) -> Int {
@@ -495,32 +496,20 @@ public enum ModelConversion {
             let existing = (try? listDirectory(trimmed)) ?? ["?"]
             guard existing.isEmpty else { throw ConversionError("exists and is not empty", path: trimmed) }
         }
-        var template = Array((trimmed + ".partial-XXXXXX").utf8CString)
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw ConversionError("cannot create a temporary directory beside it (errno \(errno))", path: trimmed)
-        }
-        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        func removeTemporary() {
-            for name in (try? listDirectory(temporary)) ?? [] { unlink(temporary + "/" + name) }
-            rmdir(temporary)
+        let temporary: TemporaryDirectory
+        do { temporary = try TemporaryDirectory(beside: trimmed) } catch {
+            throw ConversionError("cannot create a temporary directory beside it: \(error)", path: trimmed)
         }
         var total = 0
         do {
-            try body(temporary)
-            for name in try listDirectory(temporary) { total += fileSize(temporary + "/" + name) ?? 0 }
+            try body(temporary.path)
+            for name in try listDirectory(temporary.path) { total += fileSize(temporary.path + "/" + name) ?? 0 }
+            chmod(temporary.path, 0o755)
+            try temporary.commit(to: trimmed)
         } catch {
-            removeTemporary()
+            temporary.remove()
             throw ConversionError("\(error)", path: trimmed)
         }
-        chmod(temporary, 0o755)
-        guard rename(temporary, trimmed) == 0 else {
-            let code = errno
-            removeTemporary()
-            throw ConversionError("cannot rename the finished directory into place (errno \(code))", path: trimmed)
-        }
-        let parent = trimmed.lastIndex(of: "/").map { String(trimmed[..<$0]) } ?? "."
-        let fd = open(parent.isEmpty ? "/" : parent, O_RDONLY | O_DIRECTORY)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
         return total
     }
 

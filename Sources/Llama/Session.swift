@@ -155,10 +155,10 @@ public final class InferenceSession {
             return []
         }
         guard position + T <= capacity else {
-            let used = position > 0 ? "\(position) positions already used + " : ""
-            let limit = capacity == cfg.maxPositionEmbeddings ? "the model's context length"
-                : "this session's capacity (the model's context length is \(cfg.maxPositionEmbeddings))"
-            throw ModelError(.invalidInput, "the input needs \(used)\(T) positions = \(position + T), more than the \(capacity) of \(limit)")
+            let needs = position > 0 ? "\(T) positions after the \(position) already used (\(position + T) in all)" : "\(T) positions"
+            let limit = capacity == cfg.maxPositionEmbeddings ? "the model's context length of \(capacity)"
+                : "this session's capacity of \(capacity) (the model's context length is \(cfg.maxPositionEmbeddings))"
+            throw ModelError(.invalidInput, "the input needs \(needs), more than \(limit)")
         }
         var x = try model.inputRows(inputs)
         try reserveCache(positions: position + T)

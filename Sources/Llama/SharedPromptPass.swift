@@ -136,7 +136,9 @@ struct SharedPromptPlan {
 
 extension PromptGradient {
     /// The shared-prompt pass for a checked plan (see the file comment).
-    func computeShared(prompt: [Float], plan: SharedPromptPlan) throws(ModelError) -> BatchLossGradient {
+    /// - Parameter backward: false for the forward pass and the losses only (the gradient is empty and
+    ///   one layer's activations are kept at a time).
+    func computeShared(prompt: [Float], plan: SharedPromptPlan, backward: Bool = true) throws(ModelError) -> BatchLossGradient {
         let cfg = model.config
         let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
         let F = cfg.intermediateSize, V = cfg.vocabSize, L = model.layers.count
@@ -180,14 +182,15 @@ extension PromptGradient {
         let wHF = work.take(R * C)          // (R, C) output-normed; in the backward its gradient
         let wLogits = work.take(R * V)      // (R, V) logits, then d(logits)
         let wDXSel = work.take(R * C)       // (R, C)
-        let arenaFloats = L * layerStride + work.total
+        let keptLayers = backward ? L : 1
+        let arenaFloats = keptLayers * layerStride + work.total
         if arenaFloats > arena.capacity {
             try budget?.check([("weights", model.weightBytes), ("activations of \(N) positions", arenaFloats * MemoryLayout<Float>.size)],
-                              for: "a training batch of \(B) examples")
+                              for: "a batch of \(B) examples")
         }
         arena.reserve(arenaFloats)
         let layersBase = arena.base
-        let w = arena.base + L * layerStride
+        let w = arena.base + keptLayers * layerStride
         let x = w + wX, h = w + wH, att = w + wAtt, proj = w + wProj, act = w + wAct
         let dx = w + wDX, dq = w + wDQ, dk = w + wDK, dv = w + wDV, dgate = w + wDGate, dup = w + wDUp
         let extK = w + wExtK, extV = w + wExtV, scratch = w + wScratch
@@ -202,7 +205,7 @@ extension PromptGradient {
 
         // Forward, keeping activations.
         for (l, layer) in model.layers.enumerated() {
-            let s = layersBase + l * layerStride
+            let s = layersBase + (backward ? l : 0) * layerStride
             let xIn = s + oXIn, rstd1 = s + oRstd1, q = s + oQ, k = s + oK, v = s + oV, probs = s + oProbs
             let xMid = s + oXMid, rstd2 = s + oRstd2, gate = s + oGate, up = s + oUp
             xIn.update(from: x, count: N * C)
@@ -226,6 +229,10 @@ extension PromptGradient {
             gluRowsParallel(N, F, threads, out: act, gate, up) { o, g, u, t in swigluForward(out: o, gate: g, up: u, count: t * F) }
             linearForward(out: proj, x: act, M: N, layer: layer.down, threads: threads)
             addInPlace(x, proj, N * C)
+        }
+
+        if !backward {
+            return forwardHeadLosses(x: x, plan: plan, xSel: xSel, rstd: rstdF, hF: hF, logits: logits)
         }
 
         // Head at the target rows only, loss and d(logits) = (softmax - onehot) / R.
@@ -309,15 +316,58 @@ extension PromptGradient {
             }
         }
 
-        var targetLosses: [[Double]] = []
-        var next = 0
-        for count in plan.targetCounts {
-            targetLosses.append(Array(losses[next ..< next + count]))
-            next += count
-        }
-        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: targetLosses,
+        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
                                  gradient: Array(UnsafeBufferPointer(start: dx, count: P * C)),
                                  positionsProcessed: plan.positionsProcessed)
+    }
+
+    /// The forward-only head: logits once per distinct target row (several targets on one row, such as the
+    /// one-token choices of a classification row, share it), then each target's loss computed as the
+    /// training head computes it (same bits).
+    private func forwardHeadLosses(x: UnsafeMutablePointer<Float>, plan: SharedPromptPlan, xSel: UnsafeMutablePointer<Float>,
+                                   rstd: UnsafeMutablePointer<Float>, hF: UnsafeMutablePointer<Float>,
+                                   logits: UnsafeMutablePointer<Float>) -> BatchLossGradient {
+        let C = model.config.hiddenSize, V = model.config.vocabSize
+        var slotOfRow: [Int: Int] = [:], rows: [Int] = [], slots: [Int] = []
+        for r in plan.targetRows {
+            if let slot = slotOfRow[r] { slots.append(slot); continue }
+            slotOfRow[r] = rows.count
+            slots.append(rows.count)
+            rows.append(r)
+        }
+        let U = rows.count, R = slots.count
+        for (i, r) in rows.enumerated() { (xSel + i * C).update(from: x + r * C, count: C) }
+        rmsnormForward(out: hF, rstd: rstd, x: xSel, weight: model.outputNorm, T: U, C: C, eps: model.config.rmsNormEps)
+        linearForward(out: logits, x: hF, M: U, layer: model.output, threads: threads)
+        // Per row: the maximum and the sum of exp(logit - maximum), accumulated as the training head does.
+        let stats = UnsafeMutablePointer<(Float, Double)>.allocate(capacity: U)
+        defer { stats.deallocate() }
+        let statsOut = SharedPointer(stats), logitRows = SharedFloats(logits)
+        parallelFor(U, threads: threads) { i in
+            let row = logitRows.base + i * V
+            var m = -Float.infinity
+            for j in 0 ..< V { m = max(m, row[j]) }
+            var sum: Double = 0
+            for j in 0 ..< V { sum += Double(expf(row[j] - m)) }
+            statsOut.base[i] = (m, sum)
+        }
+        let losses = (0 ..< R).map { i -> Double in
+            let (m, sum) = stats[slots[i]]
+            return Double(m) + _log(sum) - Double(logits[slots[i] * V + Int(plan.targetTokens[i])])
+        }
+        return BatchLossGradient(loss: losses.reduce(0, +) / Double(R), targetLosses: split(losses, plan.targetCounts),
+                                 gradient: [], positionsProcessed: plan.positionsProcessed)
+    }
+
+    /// `losses` cut into consecutive runs of `counts`.
+    private func split(_ losses: [Double], _ counts: [Int]) -> [[Double]] {
+        var out: [[Double]] = []
+        var next = 0
+        for count in counts {
+            out.append(Array(losses[next ..< next + count]))
+            next += count
+        }
+        return out
     }
 
     /// Attention of every (segment, query head) pair, one task each.

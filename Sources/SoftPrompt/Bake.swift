@@ -313,7 +313,8 @@ public enum PromptBaker {
     /// with `embed_tokens` and an untied `lm_head` extended by N rows, `tokenizer.json` listing the new
     /// tokens as special added tokens, `config.json` with the new `vocab_size`.
     ///
-    /// The bake goes through a temporary GGUF file beside `directory` (removed afterwards) and the
+    /// The bake goes through a temporary GGUF file in a `TemporaryDirectory` beside `directory` (removed
+    /// afterwards, or by the next bake or conversion to `directory` if this process is killed) and the
     /// package's GGUF → Hugging Face conversion; the token embedding is stored as f32 there so that
     /// the directory (f32 unless every matrix is f16 or bf16) holds the prompt vectors exactly.
     /// - Parameters: as `bakeGGUF`, with `directory` the directory to create (absent or empty).
@@ -323,10 +324,9 @@ public enum PromptBaker {
                                        options: Options = Options(), threads: Int = 1) throws -> Summary {
         var options = options
         if options.embeddingType == nil { options.embeddingType = .f32 }
-        var base = directory
-        while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
-        let temporary = base + ".bake-\(getpid()).gguf"
-        defer { unlink(temporary) }
+        let scratch = try TemporaryDirectory(beside: directory)
+        defer { scratch.remove() }
+        let temporary = scratch.path + "/baked.gguf"
         let summary = try bakeGGUF(source: source, prompt: prompt, names: names, to: temporary, options: options)
         try ModelConversion.convertGGUFToHuggingFace(try GGUFFile(path: temporary), directory: directory, threads: threads)
         return summary
@@ -337,10 +337,9 @@ public enum PromptBaker {
     @discardableResult
     public static func bakeHuggingFace(sourceDirectory: String, prompt: SoftPrompt, names: [String], directory: String,
                                        options: Options = Options(), threads: Int = 1) throws -> Summary {
-        var base = directory
-        while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
-        let temporary = base + ".source-\(getpid()).gguf"
-        defer { unlink(temporary) }
+        let scratch = try TemporaryDirectory(beside: directory)
+        defer { scratch.remove() }
+        let temporary = scratch.path + "/source.gguf"
         try ModelConversion.convertHuggingFaceToGGUF(directory: sourceDirectory, path: temporary, threads: threads)
         return try bakeHuggingFace(source: try GGUFFile(path: temporary), prompt: prompt, names: names,
                                    directory: directory, options: options, threads: threads)

@@ -3,6 +3,12 @@ import Quants
 import Safetensors
 import TensorIO
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // The readers and writers behind `PromptConversion`, one per foreign format.
 
 /// Safetensors metadata keys under which our writers keep what the bare tensor cannot hold.
@@ -190,11 +196,42 @@ enum PEFTAdapter {
         let text: String
         do { text = try JSON.serialize(.object(config), pretty: true) } catch { throw PromptConversionError(directory, "\(error)") }
         let weights = try SingleTensor.encode(file, extraMetadata: ["format": "pt"], path: directory)
-        if !isDirectory(directory) {
-            do { try makeDirectories(directory) } catch { throw PromptConversionError(directory, "\(error)") }
+        try writeDirectory(directory, files: [(weightsName, weights), (configName, Array(text.utf8) + [0x0A])])
+    }
+
+    /// Writes the adapter's files so that a kill leaves each of them old or new, never torn: both are
+    /// written and fsynced in a `TemporaryDirectory` beside `directory` first. A missing (or empty)
+    /// directory is then created whole by renaming the temporary one (absent or complete); in an
+    /// existing directory the files are renamed over the old ones one after the other, so the only
+    /// mixed state (new weights, old config) spans two rename calls.
+    static func writeDirectory(_ directory: String, files: [(name: String, bytes: [UInt8])]) throws(PromptConversionError) {
+        var trimmed = directory
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        do {
+            if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
+                let parent = String(trimmed[..<slash])
+                if !isDirectory(parent) { try makeDirectories(parent) }
+            }
+            let scratch = try TemporaryDirectory(beside: trimmed)
+            defer { scratch.remove() }
+            for file in files { try AtomicFile.write(to: scratch.path + "/" + file.name, bytes: file.bytes) }
+            let empty = isDirectory(trimmed) && ((try? listDirectory(trimmed))?.isEmpty ?? false)
+            if !fileExists(trimmed) || empty {
+                try scratch.commit(to: trimmed)
+                return
+            }
+            guard isDirectory(trimmed) else { throw PromptConversionError(trimmed, "exists and is not a directory") }
+            for file in files {
+                if rename(scratch.path + "/" + file.name, trimmed + "/" + file.name) != 0 {
+                    throw FileError(operation: "rename into \(trimmed)", path: scratch.path + "/" + file.name, errno: errno)
+                }
+            }
+            syncDirectoryItself(trimmed)
+        } catch let error as PromptConversionError {
+            throw error
+        } catch {
+            throw PromptConversionError(trimmed, "\(error)")
         }
-        try PromptConversion.store(weights, directory + "/" + weightsName)
-        try PromptConversion.store(Array(text.utf8) + [0x0A], directory + "/" + configName)
     }
 }
 

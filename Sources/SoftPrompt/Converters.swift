@@ -111,8 +111,8 @@ public enum PromptConversion {
 
     // MARK: Writing
 
-    /// Writes prompts in a format, atomically for files (a PEFT directory is created when missing and its
-    /// two files are each written atomically).
+    /// Writes prompts in a format, atomically for files (a missing PEFT directory is created whole; in an
+    /// existing one its two files are each replaced atomically, one right after the other).
     /// - Parameters:
     ///   - file: The prompts. Formats other than `.sprompt` and `.npz` hold exactly one.
     ///   - path: The destination file or directory.

@@ -9,7 +9,10 @@ import Darwin
 /// A file written to a temporary name beside its destination, then fsynced and renamed over it.
 ///
 /// Readers of `path` see either its previous content or the complete new one, never a torn file,
-/// even if the process is killed mid-write. Use `AtomicFile.write(to:_:)`.
+/// even if the process is killed mid-write (`kill -9`, power loss after the rename's directory
+/// fsync). The temporary file, `PATH.tmp-PID-RANDOM`, holds an exclusive `flock` while it is
+/// written; one left behind by a killed writer is removed by the next write to the same `path`
+/// (see `removeStaleTemporaries(of:)`). Use `AtomicFile.write(to:_:)`.
 public final class AtomicFile {
     /// The destination path.
     public let path: String
@@ -23,11 +26,10 @@ public final class AtomicFile {
 
     private init(path: String) throws {
         self.path = path
-        let random = UInt64.random(in: 0 ... UInt64.max)
-        let suffix = String(random, radix: 36)
-        temporaryPath = path + ".tmp-\(getpid())-\(suffix)"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 { throw FileError(operation: "create", path: temporaryPath, errno: errnoValue()) }
+        removeStaleTemporaries(of: path)
+        (temporaryPath, fd) = try createLockedTemporary(beside: path) { name in
+            open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        }
         buffer.reserveCapacity(bufferLimit)
     }
 
@@ -103,23 +105,25 @@ public final class AtomicFile {
     private func commit() throws {
         try flush()
         if fsync(fd) != 0 { throw FileError(operation: "fsync", path: temporaryPath, errno: errnoValue()) }
-        if close(fd) != 0 {
-            fd = -1
-            throw FileError(operation: "close", path: temporaryPath, errno: errnoValue())
-        }
-        fd = -1
+        // Renamed while still open, so the lock covers the temporary name until it disappears.
         if rename(temporaryPath, path) != 0 {
             throw FileError(operation: "rename to \(path)", path: temporaryPath, errno: errnoValue())
         }
+        let closeError = close(fd) == 0 ? 0 : errnoValue()
+        fd = -1
         syncDirectory(of: path)
+        if closeError != 0 { throw FileError(operation: "close", path: path, errno: closeError) }
     }
 
     private func abandon() {
-        if fd >= 0 { close(fd); fd = -1 }
-        unlink(temporaryPath)
+        if fd >= 0 {
+            unlink(temporaryPath)
+            close(fd)
+            fd = -1
+        }
     }
 
-    deinit { if fd >= 0 { close(fd); unlink(temporaryPath) } }
+    deinit { abandon() }
 }
 
 /// fsyncs the directory holding `path` so a rename into it survives a crash (best effort).

@@ -134,7 +134,7 @@ import Tokenizers
         #expect(try Self.logits(backModel, tiny.ids) == reference)
         let backVocabulary = try TokenizerVocabulary(huggingFaceDirectory: work + "/back")
         #expect(backVocabulary == original)
-        #expect(!fileExists(work + "/back.partial"))
+        #expect(try listDirectory(work).allSatisfy { !$0.contains(".tmp-") })
     }
 
     @Test func quantizedGGUFFollowsLlamaCppTypeChoices() throws {
@@ -207,7 +207,7 @@ import Tokenizers
             try ModelConversion.convertGGUFToHuggingFace(file, directory: work + "/q", dtype: .q8_0)
         }
         #expect(!fileExists(work + "/q"))
-        #expect(try listDirectory(work).allSatisfy { !$0.contains(".partial-") })
+        #expect(try listDirectory(work).allSatisfy { !$0.contains(".tmp-") })
         // Without a tokenizer.json there is nothing to convert to GGUF.
         #expect(throws: ConversionError.self) {
             try ModelConversion.convertHuggingFaceToGGUF(directory: missing, path: work + "/x.gguf")

@@ -80,7 +80,7 @@ struct LimitsTests {
             try pass.computeBatch(prompt: [Float](repeating: 0.01, count: 2 * C), examples: examples)
         }
         #expect(error.kind == .insufficientMemory)
-        #expect(error.message.contains("training batch"))
+        #expect(error.message.contains("a batch of 1 examples"))
         pass.budget = nil
         #expect(throws: Never.self) { try pass.computeBatch(prompt: [Float](repeating: 0.01, count: 2 * C), examples: examples) }
     }

@@ -2,6 +2,10 @@ import Testing
 import TensorIO
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct ByteCursorTests {
     @Test func readsLittleEndianValues() throws {
         let bytes: [UInt8] = [0x01, 0x34, 0x12, 0x78, 0x56, 0x34, 0x12, 0xAA, 0xBB, 0, 0, 0x80, 0x3F, 0xFF]
@@ -94,6 +98,63 @@ import TestSupport
         }
         #expect(try readFile(path) == [42])
         #expect(try listDirectory(dir) == ["keep.bin"])
+    }
+
+    @Test func killedWritersTemporariesAreCollectedLiveOnesKept() throws {
+        let dir = TestSupport.temporaryDirectory("atomic")
+        let path = dir + "/out.bin"
+        // Orphans of killed writers (nobody holds their lock): a file and a directory with content.
+        try AtomicFile.write(to: path + ".tmp-1-orphan", bytes: [1])
+        try makeDirectories(path + ".tmp-2-orphan")
+        try AtomicFile.write(to: path + ".tmp-2-orphan/inner", bytes: [2])
+        // Not temporaries of out.bin.
+        try AtomicFile.write(to: dir + "/out.bin.tmpx", bytes: [3])
+        try AtomicFile.write(to: dir + "/other.bin.tmp-1-x", bytes: [4])
+        // A live writer's temporary: locked (another process would hold the lock; a second open file
+        // description conflicts the same way), then this process's own TemporaryDirectory.
+        try AtomicFile.write(to: path + ".tmp-3-locked", bytes: [6])
+        let lockedFD = open(path + ".tmp-3-locked", O_RDONLY)
+        #expect(lockedFD >= 0 && flock(lockedFD, LOCK_EX) == 0)
+        let live = try TemporaryDirectory(beside: path)
+        #expect(live.path.hasPrefix(path + ".tmp-\(getpid())-"))
+        try AtomicFile.write(to: path) { w in
+            // Another collector running while this write is in progress keeps its temporary too.
+            removeStaleTemporaries(of: path)
+            #expect(fileExists(w.temporaryPath))
+            try w.write([5])
+        }
+        let names = try listDirectory(dir)
+        #expect(names == ["other.bin.tmp-1-x", "out.bin", live.path.split(separator: "/").last.map(String.init)!,
+                          "out.bin.tmp-3-locked", "out.bin.tmpx"].sorted())
+        close(lockedFD)  // its writer dies: collected next time
+        removeStaleTemporaries(of: path)
+        live.remove()
+        #expect(try listDirectory(dir) == ["other.bin.tmp-1-x", "out.bin", "out.bin.tmpx"])
+        #expect(try readFile(path) == [5])
+    }
+
+    @Test func temporaryDirectoryCommitsWholeOrVanishes() throws {
+        let dir = TestSupport.temporaryDirectory("atomic")
+        do {
+            let scratch = try TemporaryDirectory(beside: dir + "/new")
+            try AtomicFile.write(to: scratch.path + "/a", bytes: [1])
+            try scratch.commit(to: dir + "/new/")
+        }
+        #expect(try listDirectory(dir + "/new") == ["a"])
+        try makeDirectories(dir + "/empty")
+        do {
+            let scratch = try TemporaryDirectory(beside: dir + "/empty")
+            try AtomicFile.write(to: scratch.path + "/b", bytes: [2])
+            try scratch.commit(to: dir + "/empty")
+        }
+        #expect(try listDirectory(dir + "/empty") == ["b"])
+        do {
+            let scratch = try TemporaryDirectory(beside: dir + "/new")
+            try AtomicFile.write(to: scratch.path + "/c", bytes: [3])
+            #expect(throws: FileError.self) { try scratch.commit(to: dir + "/new") }  // not empty
+        }  // released: removed
+        #expect(try listDirectory(dir) == ["empty", "new"])
+        #expect(try listDirectory(dir + "/new") == ["a"])
     }
 
     @Test func reportsTheFailingPath() {

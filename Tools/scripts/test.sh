@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: bootstrap (packages + default model, so model tests run), then swift test.
-# Extra arguments go to `swift test` (e.g. --filter GGUFTests).
+# The whole test suite: bootstrap (packages + default model, so model tests run), a release build of
+# everything (the tests spawn the CLI for memory checks), swift test, then the short kill -9 check.
+# Extra arguments go to `swift test` (e.g. --filter GGUFTests); with a filter the kill check is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/scripts/bootstrap.sh >/dev/null
 export SOFTPROMPT_MODEL="${SOFTPROMPT_MODEL:-$(Tools/scripts/bootstrap.sh)}"
-swift test -c release -Xswiftc -enable-testing "$@"
+swift build -c release --build-tests -Xswiftc -enable-testing
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
+if [[ $# -eq 0 ]]; then
+    Tools/scripts/kill_check.sh --short
+fi
