@@ -69,6 +69,7 @@ public final class Metrics: Sendable {
         metric("softprompt_decode_steps_total", "counter", "Batched decoding steps.", [("", String(engine.steps))])
         metric("softprompt_decode_rows_total", "counter", "Sequences decoded, summed over steps.", [("", String(engine.stepRows))])
         metric("softprompt_batch_size", "gauge", "Sequences in the last decoding step.", [("", String(engine.lastBatchSize))])
+        metric("softprompt_batch_size_peak", "gauge", "The largest batch decoded so far.", [("", String(engine.peakBatchSize))])
         metric("softprompt_active_sequences", "gauge", "Sequences being decoded.", [("", String(engine.active))])
         metric("softprompt_queued_requests", "gauge", "Requests waiting for a batch slot.", [("", String(engine.queued))])
         metric("softprompt_prefix_cache_hits_total", "counter", "Prefix cache lookups that hit.", [("", String(cache.hits))])

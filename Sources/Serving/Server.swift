@@ -71,12 +71,12 @@ public final class Server: Sendable {
             logger: logger)
         let drain = EngineService(engine: engine, grace: configuration.grace)
         let watcher = WatchService(registry: registry, interval: configuration.watchInterval)
-        // Graceful shutdown runs in reverse order: the watcher stops, the engine finishes or cancels its
-        // jobs within the grace period (new requests get 503), then the HTTP server closes.
+        // Graceful shutdown runs in reverse order: the engine stops accepting (new requests get 503) and
+        // finishes or cancels its jobs within the grace period, the watcher stops, the HTTP server closes.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [ServiceGroupConfiguration.ServiceConfiguration(service: app),
-                       ServiceGroupConfiguration.ServiceConfiguration(service: drain, successTerminationBehavior: .gracefullyShutdownGroup),
-                       ServiceGroupConfiguration.ServiceConfiguration(service: watcher, successTerminationBehavior: .ignore)],
+                       ServiceGroupConfiguration.ServiceConfiguration(service: watcher, successTerminationBehavior: .ignore),
+                       ServiceGroupConfiguration.ServiceConfiguration(service: drain, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: gracefulShutdownSignals,
             logger: logger))
         try await group.run()
@@ -444,7 +444,7 @@ struct WatchService: Service {
             return
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(interval * 1e9)) }
             _ = registry.reloadIfChanged()
         }
     }
