@@ -363,4 +363,33 @@ struct ServingTests {
         #expect(stats.generatedTokens < 200, "the cancelled request ran to the end")
         await f.stop()
     }
+
+    /// What SIGTERM triggers (the engine's drain): new requests get 503, the one in flight finishes
+    /// within the grace period; with no grace it is cancelled.
+    @Test func shutdownDrainsThenCancels() async throws {
+        for grace in [30.0, 0] {
+            let f = try await ServerFixture()
+            let port = f.port
+            let long = Task { try await onThread { try f.complete("smollm2:alpha", "Hello", maxTokens: 40) } }
+            for _ in 0 ..< 200 where f.engine.statistics.active == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+            #expect(f.engine.statistics.active == 1)
+            let drain = Task { await f.engine.shutdown(grace: grace) }
+            for _ in 0 ..< 200 where f.engine.isAccepting { try await Task.sleep(nanoseconds: 5_000_000) }
+            let refused = try await onThread { try f.complete("smollm2", "x", maxTokens: 2) }
+            #expect(refused.status == 503)
+            #expect(try await onThread { try HTTP.request(port: port, "GET", "/health") }.status == 503)
+            let reply = try await long.value
+            #expect(reply.status == 200)
+            let generated = ServerFixture.tokenIDs(reply)?.count ?? 0
+            if grace > 0 {
+                #expect(generated == 40)
+                #expect(reply.json?["choices"]?[0]?["finish_reason"]?.stringValue == "length")
+            } else {
+                #expect(generated < 40)
+            }
+            await drain.value
+            #expect(f.engine.statistics.active == 0)
+            await f.stop()
+        }
+    }
 }
