@@ -48,6 +48,7 @@ public final class Server: Sendable {
     public let chatTemplate: ChatTemplate?
     public let metrics = Metrics()
     private let counter = Atomic<Int>(0)
+    private let group = Mutex<ServiceGroup?>(nil)
 
     public init(engine: Engine, registry: TaskRegistry, chatTemplate: ChatTemplate?, configuration: ServeConfiguration) {
         self.engine = engine
@@ -79,7 +80,14 @@ public final class Server: Sendable {
                        ServiceGroupConfiguration.ServiceConfiguration(service: drain, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: gracefulShutdownSignals,
             logger: logger))
+        self.group.withLock { $0 = group }
         try await group.run()
+    }
+
+    /// Starts the graceful shutdown SIGTERM starts (drain within the grace period, then close); `run`
+    /// returns when it is done.
+    public func stop() async {
+        await group.withLock({ $0 })?.triggerGracefulShutdown()
     }
 
     /// Model ids: the base model (and its alias), then `BASE:TASK` for every bank prompt.
@@ -220,6 +228,11 @@ public final class Server: Sendable {
                             } else {
                                 try await send(chunk(.object([:]), text: "", finish: r.finishReason == .cancelled ? .stop : r.finishReason,
                                                      tokens: parsed.returnTokenIDs ? r.tokens : nil))
+                                if parsed.includeUsage {
+                                    try await send(.object(["id": .string(id), "object": .string(object + (chat ? ".chunk" : "")),
+                                                            "created": .int(created), "model": .string(parsed.model), "choices": .array([]),
+                                                            "usage": usage(r)]))
+                                }
                             }
                         }
                     }
@@ -252,11 +265,8 @@ public final class Server: Sendable {
         }
         choice["finish_reason"] = .string((result.finishReason == .cancelled ? FinishReason.stop : result.finishReason).rawValue)
         if parsed.returnTokenIDs { choice["token_ids"] = .array(result.tokens.map { .int(Int64($0)) }) }
-        let usage: JSONValue = .object(["prompt_tokens": .int(Int64(result.promptTokens)),
-                                        "completion_tokens": .int(Int64(result.tokens.count)),
-                                        "total_tokens": .int(Int64(result.promptTokens + result.tokens.count))])
         return json(.object(["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(parsed.model),
-                             "choices": .array([.object(choice)]), "usage": usage]))
+                             "choices": .array([.object(choice)]), "usage": usage(result)]))
     }
 
     struct ParsedRequest: Sendable {
@@ -264,6 +274,8 @@ public final class Server: Sendable {
         var model: String
         var stream: Bool
         var returnTokenIDs: Bool
+        /// `stream_options.include_usage`: a last chunk with the usage counts and no choices.
+        var includeUsage: Bool
     }
 
     /// Validates an OpenAI request body and turns it into a job.
@@ -302,6 +314,13 @@ public final class Server: Sendable {
         if let n = try integer("n"), n != 1 { throw APIError.bad("only n = 1 is supported", param: "n") }
         let stream = try flag("stream")
         let returnTokenIDs = try flag("return_token_ids")
+        var includeUsage = false
+        if let options = o["stream_options"], !options.isNull {
+            guard case .object(let so) = options, so["include_usage"]?.isNull ?? true || so["include_usage"]?.boolValue != nil else {
+                throw APIError.bad("'stream_options' must be an object like {\"include_usage\": true}", param: "stream_options")
+            }
+            includeUsage = so["include_usage"]?.boolValue ?? false
+        }
         var stops: [String] = []
         if let s = o["stop"], !s.isNull {
             if let one = s.stringValue {
@@ -380,7 +399,7 @@ public final class Server: Sendable {
                                           repeatPenalty: 1, frequencyPenalty: Float(frequency), presencePenalty: Float(presence),
                                           seed: seed.map { UInt64(bitPattern: $0) })
         return ParsedRequest(job: GenerationJob(task: task, tokens: tokens, sampling: sampling, maxTokens: maxTokens, stopStrings: stops),
-                             model: model, stream: stream, returnTokenIDs: returnTokenIDs)
+                             model: model, stream: stream, returnTokenIDs: returnTokenIDs, includeUsage: includeUsage)
     }
 
     func renderTemplate(_ stored: String, _ input: String) throws(APIError) -> String {
@@ -388,6 +407,12 @@ public final class Server: Sendable {
             throw APIError(.internalServerError, "the task's stored template is invalid: \(error)", type: "server_error", param: nil, code: nil)
         }
     }
+}
+
+/// OpenAI's `usage` object.
+func usage(_ r: JobResult) -> JSONValue {
+    .object(["prompt_tokens": .int(Int64(r.promptTokens)), "completion_tokens": .int(Int64(r.tokens.count)),
+             "total_tokens": .int(Int64(r.promptTokens + r.tokens.count))])
 }
 
 /// An OpenAI-style error answer: `{"error": {"message", "type", "param", "code"}}`.

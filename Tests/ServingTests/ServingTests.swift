@@ -159,7 +159,7 @@ final class ServerFixture: @unchecked Sendable {
     }
 
     func stop() async {
-        task.cancel()
+        await server.stop()
         _ = try? await task.value
     }
 
@@ -233,6 +233,12 @@ struct ServingTests {
         #expect(chunks.compactMap { $0["choices"]?[0]?["text"]?.stringValue }.joined()
                 == plain.json?["choices"]?[0]?["text"]?.stringValue)
         #expect(chunks.last?["choices"]?[0]?["finish_reason"]?.stringValue == "length")
+        let withUsage = try await onThread {
+            try f.complete(cases[0].model, cases[0].prompt, maxTokens: n, stream: true, extra: ", \"stream_options\": {\"include_usage\": true}")
+        }
+        let usage = HTTP.events(withUsage.body).dropLast().compactMap { try? JSON.parse($0) }.last
+        #expect(usage?["usage"]?["completion_tokens"]?.intValue == Int64(n))
+        #expect(usage?["choices"]?.arrayValue?.isEmpty == true)
         #expect(chunks.last?["choices"]?[0]?["token_ids"]?.arrayValue?.map { Int32($0.intValue!) } == expected[0])
         // All three at once: decoded together in one batch, same tokens as alone.
         let before = f.engine.statistics.peakBatchSize

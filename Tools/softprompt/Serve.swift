@@ -95,6 +95,10 @@ struct Serve: ParsableCommand {
             throw CLIError("\(bank ?? ""): \(error)")
         }
         let server = Server(engine: engine, registry: registry, chatTemplate: chat, configuration: config)
+        if !["127.0.0.1", "localhost", "::1"].contains(host) {
+            Output.error("warning: listening on \(host), not only loopback: the API has no authentication (only /admin/reload has a token)")
+        }
+        if chat == nil { Output.error("note: no chat template recognised; /v1/chat/completions answers 400") }
         let failure = Mutex<String?>(nil)
         let done = DispatchSemaphore(value: 0)
         let host = self.host
