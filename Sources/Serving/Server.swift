@@ -1,4 +1,6 @@
 import Hummingbird
+import HummingbirdCore
+import NIOCore
 import Llama
 import Logging
 import PromptTuning
@@ -66,6 +68,7 @@ public final class Server: Sendable {
         logger.logLevel = .warning
         let app = Application(
             router: makeRouter(),
+            server: .http1(configuration: HTTP1Channel.Configuration(additionalChannelHandlers: [DisconnectWatcher()])),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "softprompt"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
@@ -115,8 +118,8 @@ public final class Server: Sendable {
 
     // MARK: Routes
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.get("/health") { [self] _, _ -> Response in
             let ok = engine.isAccepting
             metrics.request("/health", status: ok ? 200 : 503)
@@ -137,11 +140,11 @@ public final class Server: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
-        router.post("/v1/completions") { [self] request, _ -> Response in
-            await handle(request, endpoint: "/v1/completions", chat: false)
+        router.post("/v1/completions") { [self] request, context -> Response in
+            await handle(request, context: context, endpoint: "/v1/completions", chat: false)
         }
-        router.post("/v1/chat/completions") { [self] request, _ -> Response in
-            await handle(request, endpoint: "/v1/chat/completions", chat: true)
+        router.post("/v1/chat/completions") { [self] request, context -> Response in
+            await handle(request, context: context, endpoint: "/v1/chat/completions", chat: true)
         }
         router.post("/admin/reload") { [self] request, _ -> Response in
             let endpoint = "/admin/reload"
@@ -171,7 +174,7 @@ public final class Server: Sendable {
     }
 
     /// A completion or chat completion: parse, validate, submit, answer (JSON or server-sent events).
-    func handle(_ request: Request, endpoint: String, chat: Bool) async -> Response {
+    func handle(_ request: Request, context: ServeContext, endpoint: String, chat: Bool) async -> Response {
         let start = now()
         var request = request
         let parsed: ParsedRequest
@@ -191,6 +194,8 @@ public final class Server: Sendable {
             return e.response
         }
         let handle = engine.submit(parsed.job)
+        // A client that goes away frees its slot at the engine's next step (a finished job ignores this).
+        await context.onDisconnect { [handle] in handle.cancel() }
         let id = (chat ? "chatcmpl-" : "cmpl-") + String(nextID())
         let created = Int64(time(nil))
         let object = chat ? "chat.completion" : "text_completion"
@@ -406,6 +411,23 @@ public final class Server: Sendable {
         do { return try PromptTemplate(stored).render(input) } catch {
             throw APIError(.internalServerError, "the task's stored template is invalid: \(error)", type: "server_error", param: nil, code: nil)
         }
+    }
+}
+
+/// The request context: Hummingbird's, plus the connection's `DisconnectWatcher`.
+struct ServeContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        channel = source.channel
+    }
+
+    /// Runs `action` when the client's connection closes (a no-op without a watcher).
+    func onDisconnect(_ action: @escaping @Sendable () -> Void) async {
+        let watcher = try? await channel.pipeline.handler(type: DisconnectWatcher.self).get()
+        watcher?.onClose(action)
     }
 }
 

@@ -370,6 +370,35 @@ struct ServingTests {
         await f.stop()
     }
 
+    @Test func aDisconnectedNonStreamingClientFreesItsSlot() async throws {
+        let f = try await ServerFixture()
+        let port = f.port
+        try await onThread {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            let body = "{\"model\": \"smollm2\", \"prompt\": \"Count:\", \"max_tokens\": 200, \"temperature\": 0}"
+            let text = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            usleep(300_000)
+            close(fd)
+        }
+        var stats = f.engine.statistics
+        for _ in 0 ..< 100 where stats.active > 0 || stats.jobsFinished < 1 {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            stats = f.engine.statistics
+        }
+        #expect(stats.active == 0)
+        #expect(stats.jobsFinished == 1)
+        #expect(stats.generatedTokens < 200, "the abandoned request ran to the end")
+        await f.stop()
+    }
+
     /// What SIGTERM triggers (the engine's drain): new requests get 503, the one in flight finishes
     /// within the grace period; with no grace it is cancelled.
     @Test func shutdownDrainsThenCancels() async throws {
