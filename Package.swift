@@ -14,6 +14,7 @@ import PackageDescription
 ///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, validation, baking,
 ///                      conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
 ///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
+///   Serving            continuous-batching engine over a prompt bank, OpenAI-compatible HTTP server (Hummingbird)
 ///   softprompt (Tools) the command-line interface
 let package = Package(
     name: "SoftPromptKit",
@@ -32,6 +33,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -51,10 +55,18 @@ let package = Package(
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
         .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
         .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama"]),
+        .target(name: "Serving",
+                dependencies: ["TensorIO", "Tokenizers", "Llama", "SoftPrompt", "PromptTuning",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "HummingbirdCore", package: "hummingbird"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                               .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt", "PromptTuning",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt", "PromptTuning", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,6 +92,8 @@ let package = Package(
         .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
         .testTarget(name: "MalformedCorpusTests",
                     dependencies: ["GGUF", "Safetensors", "SoftPrompt", "PromptTuning", "Tokenizers", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ServingTests",
+                    dependencies: ["Serving", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

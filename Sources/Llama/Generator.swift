@@ -218,19 +218,20 @@ func monotonicSeconds() -> Double {
 /// Of the complete text, the longest suffix that is a proper prefix of some stop string is held back;
 /// the rest is released. When a stop string occurs, the text before its first occurrence is released
 /// and the stream reports it. As in llama.cpp's server, the earliest occurrence wins.
-struct TextStream {
+public struct TextStream: Sendable {
     let stops: [[UInt8]]
     /// Complete, valid UTF-8 not yet released (it may begin a stop string).
     var pending: [UInt8] = []
     /// Bytes of a UTF-8 character still missing continuation bytes.
     var partial: [UInt8] = []
 
-    init(stopStrings: [String]) {
+    /// - Parameter stopStrings: Texts that end the stream (empty ones are ignored).
+    public init(stopStrings: [String]) {
         stops = stopStrings.map { Array($0.utf8) }.filter { !$0.isEmpty }
     }
 
     /// Adds a piece; returns the text to release and the stop string found, if any.
-    mutating func append(_ bytes: [UInt8]) -> (text: String, stop: String?) {
+    public mutating func append(_ bytes: [UInt8]) -> (text: String, stop: String?) {
         partial += bytes
         let complete = Self.completePrefixLength(partial)
         if complete > 0 {
@@ -268,7 +269,7 @@ struct TextStream {
     }
 
     /// Everything held back (an unfinished character becomes U+FFFD).
-    mutating func finish() -> String {
+    public mutating func finish() -> String {
         let text = String(decoding: pending + partial, as: UTF8.self)
         pending.removeAll()
         partial.removeAll()

@@ -27,13 +27,13 @@ public final class InferenceSession {
     /// How matrix products treat activations (`.exact` by default; `.int8` is llama.cpp's faster path).
     public var precision: MatmulPrecision
     /// Positions already in the cache.
-    public private(set) var position = 0
+    public internal(set) var position = 0
 
-    private var kCache: [[Float]]  // per layer (cachedPositions, Hkv, D), grown on demand up to capacity
-    private var vCache: [[Float]]  // per layer (cachedPositions, Hkv, D)
+    var kCache: [[Float]]  // per layer (cachedPositions, Hkv, D), grown on demand up to capacity
+    var vCache: [[Float]]  // per layer (cachedPositions, Hkv, D)
     private var cachedPositions = 0
     private let budget: MemoryBudget?
-    private let rope: RoPETable
+    let rope: RoPETable
 
     /// - Parameters:
     /// The KV cache grows with the sequence (doubling, up to `capacity`), so a session costs memory for the
@@ -67,7 +67,7 @@ public final class InferenceSession {
     public func reset() { position = 0 }
 
     /// Grows every layer's KV cache to hold at least `positions` (at least doubling, at most `capacity`).
-    private func reserveCache(positions: Int) throws(ModelError) {
+    func reserveCache(positions: Int) throws(ModelError) {
         guard positions > cachedPositions else { return }
         var grown = min(capacity, max(positions, 2 * cachedPositions, 16))
         do {
@@ -258,7 +258,8 @@ public final class InferenceSession {
     }
 
     /// Final norm and output head for the selected rows of `x` (T, C); returns (R, V).
-    private func outputLogits(_ x: [Float], rows: [Int]) -> [Float] {
+    func outputLogits(_ x: [Float], rows: [Int], threads: Int? = nil) -> [Float] {
+        let threads = threads ?? self.threads
         let cfg = model.config
         let C = cfg.hiddenSize, V = cfg.vocabSize
         if rows.isEmpty { return [] }
