@@ -112,24 +112,8 @@ public enum BatchDecode {
                         }
                     }
                 }
-                att.withUnsafeBufferPointer { ab in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: B, layer: layer.o, threads: threads, precision: precision) }
-                }
-                for i in 0 ..< B * C { xp[i] += proj[i] }
-                layer.ffnNorm.withUnsafeBufferPointer { w in
-                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: B, C: C, eps: cfg.rmsNormEps) }
-                }
-                h.withUnsafeBufferPointer { hb in
-                    gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: B, layer: layer.gate, threads: threads, precision: precision) }
-                    up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: B, layer: layer.up, threads: threads, precision: precision) }
-                }
-                gate.withUnsafeMutableBufferPointer { g in
-                    up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: B * F) }
-                }
-                gate.withUnsafeBufferPointer { g in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: B, layer: layer.down, threads: threads, precision: precision) }
-                }
-                for i in 0 ..< B * C { xp[i] += proj[i] }
+                layer.finishBlock(xp, attention: att, rows: B, config: cfg, threads: threads, precision: precision,
+                                  proj: &proj, h: &h, gate: &gate, up: &up)
             }
         }
         for s in sessions { s.position += 1 }

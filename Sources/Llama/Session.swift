@@ -234,24 +234,8 @@ public final class InferenceSession {
                         }
                     }
                 }
-                att.withUnsafeBufferPointer { ab in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads, precision: precision) }
-                }
-                for i in 0 ..< T * C { xp[i] += proj[i] }
-                layer.ffnNorm.withUnsafeBufferPointer { w in
-                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
-                }
-                h.withUnsafeBufferPointer { hb in
-                    gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads, precision: precision) }
-                    up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads, precision: precision) }
-                }
-                gate.withUnsafeMutableBufferPointer { g in
-                    up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: T * F) }
-                }
-                gate.withUnsafeBufferPointer { g in
-                    proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads, precision: precision) }
-                }
-                for i in 0 ..< T * C { xp[i] += proj[i] }
+                layer.finishBlock(xp, attention: att, rows: T, config: cfg, threads: threads, precision: precision,
+                                  proj: &proj, h: &h, gate: &gate, up: &up)
             }
         }
         position += T
@@ -278,5 +262,36 @@ public final class InferenceSession {
             logits.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: n.baseAddress!, M: rows.count, layer: model.output, threads: threads, precision: precision) }
         }
         return logits
+    }
+}
+
+extension LlamaLayer {
+    /// The rest of a block once attention is done, for `rows` rows of `x` in place: output projection and
+    /// residual, feed-forward norm, SwiGLU feed-forward and residual (one pass over each weight matrix).
+    /// `attention` holds the rows' attention output (rows, H·D); the other buffers are scratch of at least
+    /// (rows, C) for `proj` and `h` and (rows, F) for `gate` and `up`.
+    func finishBlock(_ xp: UnsafeMutablePointer<Float>, attention att: [Float], rows T: Int, config cfg: LlamaConfig,
+                     threads: Int, precision: MatmulPrecision,
+                     proj: inout [Float], h: inout [Float], gate: inout [Float], up: inout [Float]) {
+        let layer = self
+        let C = cfg.hiddenSize, F = cfg.intermediateSize
+        att.withUnsafeBufferPointer { ab in
+            proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads, precision: precision) }
+        }
+        for i in 0 ..< T * C { xp[i] += proj[i] }
+        layer.ffnNorm.withUnsafeBufferPointer { w in
+            h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
+        }
+        h.withUnsafeBufferPointer { hb in
+            gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads, precision: precision) }
+            up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads, precision: precision) }
+        }
+        gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: T * F) }
+        }
+        gate.withUnsafeBufferPointer { g in
+            proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads, precision: precision) }
+        }
+        for i in 0 ..< T * C { xp[i] += proj[i] }
     }
 }
