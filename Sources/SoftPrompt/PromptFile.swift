@@ -121,7 +121,7 @@ public struct PromptFile: Sendable {
         do {
             file = try MappedFile(path: path)
         } catch {
-            throw SpromptError(.io, "\(error)", path: path)
+            throw SpromptError(.io, FileError.reason(error, about: path), path: path)
         }
         return try decode(file.bytes, path: path)
     }
@@ -188,7 +188,7 @@ public struct PromptFile: Sendable {
         do {
             try AtomicFile.write(to: path, bytes: bytes)
         } catch {
-            throw SpromptError(.io, "\(error)", path: path)
+            throw SpromptError(.io, FileError.reason(error, about: path), path: path)
         }
     }
 }

@@ -24,13 +24,22 @@ public struct FileError: Error, CustomStringConvertible, Sendable, Equatable {
         self.detail = detail
     }
 
-    public var description: String {
-        var text = "\(path): \(operation) failed"
+    public var description: String { "\(path): \(reason)" }
+
+    /// The description without the path, for messages that name the file already.
+    public var reason: String {
+        var text = "\(operation) failed"
         if errno != 0, let message = strerror(errno) {
             text += ": \(String(cString: message))"
         }
         if !detail.isEmpty { text += ": \(detail)" }
         return text
+    }
+
+    /// `error`'s reason when it is a `FileError` about `path`, else its description.
+    public static func reason(_ error: any Error, about path: String) -> String {
+        if let error = error as? FileError, error.path == path { return error.reason }
+        return "\(error)"
     }
 }
 

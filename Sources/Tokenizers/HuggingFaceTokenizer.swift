@@ -518,7 +518,7 @@ enum HuggingFaceFiles {
             throw HuggingFaceTokenizerError(.unreadable, "cannot read: \(error)", path: path)
         }
         do { return try JSON.parse(bytes, maxDepth: 128) } catch {
-            throw HuggingFaceTokenizerError(.unreadable, "\(error)", path: path)
+            throw HuggingFaceTokenizerError(.unreadable, FileError.reason(error, about: path), path: path)
         }
     }
 }

@@ -198,3 +198,15 @@ import Glibc
         #expect(throws: NPY.FormatError.self) { try huge.withUnsafeBytes { try NPY.decode($0) } }
     }
 }
+
+@Suite struct FileErrorTests {
+    /// Messages that already name the file use `reason`, so the path is not repeated.
+    @Test func reasonOmitsThePath() {
+        let error = FileError(operation: "open", path: "/x/y.sprompt", errno: ENOENT)
+        #expect(error.reason == "open failed: No such file or directory")
+        #expect(error.description == "/x/y.sprompt: open failed: No such file or directory")
+        #expect(FileError.reason(error, about: "/x/y.sprompt") == error.reason)
+        #expect(FileError.reason(error, about: "/other") == error.description)
+        #expect(throws: FileError.self) { try MappedFile(path: "/nonexistent/softprompt-test") }
+    }
+}

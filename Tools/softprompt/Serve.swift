@@ -92,7 +92,8 @@ struct Serve: ParsableCommand {
                             precision: int8 ? .int8 : .exact, cacheBudget: cacheBytes)
         let registry: TaskRegistry
         do { registry = try TaskRegistry(bankPath: bank, width: llama.config.hiddenSize, cache: engine.prefixCache) } catch {
-            throw CLIError("\(bank ?? ""): \(error)")
+            let text = "\(error)"
+            throw CLIError(bank.map { text.hasPrefix($0) ? text : "\($0): \(text)" } ?? text)
         }
         let server = Server(engine: engine, registry: registry, chatTemplate: chat, configuration: config)
         if !["127.0.0.1", "localhost", "::1"].contains(host) {
