@@ -14,9 +14,7 @@ import Tokenizers
     let C: Int
 
     init() throws {
-        let gguf = try GGUFFile(path: TestSupport.fixture("tiny/q4_1.gguf"))
-        model = try LlamaModel(gguf: gguf)
-        tokenizer = try Tokenizer(try TokenizerVocabulary(gguf: gguf))
+        (model, tokenizer) = try TinyQ41.load()
         C = model.config.hiddenSize
     }
 
@@ -251,9 +249,7 @@ import Tokenizers
     let tokenizer: Tokenizer
 
     init() throws {
-        let gguf = try GGUFFile(path: TestSupport.fixture("tiny/q4_1.gguf"))
-        model = try LlamaModel(gguf: gguf)
-        tokenizer = try Tokenizer(try TokenizerVocabulary(gguf: gguf))
+        (model, tokenizer) = try TinyQ41.load()
     }
 
     /// Every kind of row: one-token and longer choices, an output that is not a choice, no choices

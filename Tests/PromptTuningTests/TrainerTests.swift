@@ -10,6 +10,14 @@ import Tokenizers
 import Glibc
 #endif
 
+/// Tests/Fixtures/tiny/q4_1.gguf and its tokenizer, the model the trainer, evaluator and explainer tests share.
+enum TinyQ41 {
+    static func load() throws -> (LlamaModel, Tokenizer) {
+        let gguf = try GGUFFile(path: TestSupport.fixture("tiny/q4_1.gguf"))
+        return (try LlamaModel(gguf: gguf), try Tokenizer(try TokenizerVocabulary(gguf: gguf)))
+    }
+}
+
 /// The trainer and evaluator on a tiny random-weight model (Tests/Fixtures/tiny/q4_1.gguf: width 64,
 /// 2 layers, 320 tokens, every matrix Q4_1).
 @Suite struct TrainerTests {
@@ -17,9 +25,7 @@ import Glibc
     let tokenizer: Tokenizer
 
     init() throws {
-        let gguf = try GGUFFile(path: TestSupport.fixture("tiny/q4_1.gguf"))
-        model = try LlamaModel(gguf: gguf)
-        tokenizer = try Tokenizer(try TokenizerVocabulary(gguf: gguf))
+        (model, tokenizer) = try TinyQ41.load()
     }
 
     /// Examples of random context tokens whose answer depends on the first token's parity: two one-token

@@ -23,11 +23,10 @@ enum HTTP {
         var json: JSONValue? { try? JSON.parse(body) }
     }
 
-    static func request(port: Int, _ method: String, _ path: String, body: String? = nil,
-                        headers: [String: String] = [:]) throws -> Reply {
+    /// Connects to the loopback `port` and sends `text` whole; returns the open socket (the caller closes it).
+    static func send(port: Int, _ text: String) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ServeError("socket failed") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -35,7 +34,19 @@ enum HTTP {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw ServeError("connect to port \(port) failed (errno \(errno))") }
+        guard connected == 0 else { close(fd); throw ServeError("connect to port \(port) failed (errno \(errno))") }
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { close(fd); throw ServeError("send failed") }
+            sent += n
+        }
+        return fd
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, body: String? = nil,
+                        headers: [String: String] = [:]) throws -> Reply {
         var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (k, v) in headers { text += "\(k): \(v)\r\n" }
         if let body {
@@ -43,13 +54,8 @@ enum HTTP {
         } else {
             text += "\r\n"
         }
-        let bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { throw ServeError("send failed") }
-            sent += n
-        }
+        let fd = try send(port: port, text)
+        defer { close(fd) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -345,17 +351,9 @@ struct ServingTests {
         let port = f.port
         // Open a streaming request and close the socket after the headers.
         try await onThread {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
             let body = "{\"model\": \"smollm2\", \"prompt\": \"Count:\", \"max_tokens\": 200, \"temperature\": 0, \"stream\": true}"
             let text = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
-            _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            let fd = try HTTP.send(port: port, text)
             var buffer = [UInt8](repeating: 0, count: 512)
             _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             close(fd)
@@ -374,17 +372,9 @@ struct ServingTests {
         let f = try await ServerFixture()
         let port = f.port
         try await onThread {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
             let body = "{\"model\": \"smollm2\", \"prompt\": \"Count:\", \"max_tokens\": 200, \"temperature\": 0}"
             let text = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
-            _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            let fd = try HTTP.send(port: port, text)
             usleep(300_000)
             close(fd)
         }
