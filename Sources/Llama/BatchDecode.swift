@@ -43,80 +43,13 @@ public enum BatchDecode {
         }
         var x = try model.embed(tokens)  // (B, C); checks the ids
         for s in sessions { try s.reserveCache(positions: s.position + 1) }
-
-        let cfg = model.config
-        let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
-        let F = cfg.intermediateSize
-        let KV = Hkv * D
-        let threads = max(1, threads)
-        var h = [Float](repeating: 0, count: B * C)
-        var q = [Float](repeating: 0, count: B * H * D)
-        var k = [Float](repeating: 0, count: B * KV)
-        var v = [Float](repeating: 0, count: B * KV)
-        var att = [Float](repeating: 0, count: B * H * D)
-        var proj = [Float](repeating: 0, count: B * C)
-        var gate = [Float](repeating: 0, count: B * F)
-        var up = [Float](repeating: 0, count: B * F)
-        let positions = sessions.map { Int32($0.position) }
-        let maxVisible = sessions.map { $0.position + 1 }.max()!
-        // Attention work items: (row, head chunk); heads are computed independently, so any split gives
-        // the bits of the one-sequence path.
-        let headChunks = max(1, min(H, (threads + B - 1) / B))
-        let headsPer = (H + headChunks - 1) / headChunks
-
-        for (l, layer) in model.layers.enumerated() {
-            x.withUnsafeMutableBufferPointer { xb in
-                let xp = xb.baseAddress!
-                layer.attnNorm.withUnsafeBufferPointer { w in
-                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: B, C: C, eps: cfg.rmsNormEps) }
-                }
-                h.withUnsafeBufferPointer { hb in
-                    q.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: B, layer: layer.q, threads: threads, precision: precision) }
-                    k.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: B, layer: layer.k, threads: threads, precision: precision) }
-                    v.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: B, layer: layer.v, threads: threads, precision: precision) }
-                }
-                // RoPE at each row's own position, then the row's keys and values into its own cache.
-                for (b, s) in sessions.enumerated() {
-                    withUnsafePointer(to: positions[b]) { pp in
-                        q.withUnsafeMutableBufferPointer { s.rope.apply($0.baseAddress! + b * H * D, T: 1, heads: H, headSize: D, positions: pp) }
-                        k.withUnsafeMutableBufferPointer { s.rope.apply($0.baseAddress! + b * KV, T: 1, heads: Hkv, headSize: D, positions: pp) }
-                    }
-                    let at = Int(positions[b]) * KV
-                    s.kCache[l].withUnsafeMutableBufferPointer { kc in
-                        k.withUnsafeBufferPointer { kb in (kc.baseAddress! + at).update(from: kb.baseAddress! + b * KV, count: KV) }
-                    }
-                    s.vCache[l].withUnsafeMutableBufferPointer { vc in
-                        v.withUnsafeBufferPointer { vb in (vc.baseAddress! + at).update(from: vb.baseAddress! + b * KV, count: KV) }
-                    }
-                }
-                // Attention per row over its own cache. The caches are read through raw addresses taken
-                // while no session's cache is being resized (reserveCache ran before the layers).
-                let cacheAddresses = sessions.map { s in
-                    (s.kCache[l].withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) },
-                     s.vCache[l].withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) })
-                }
-                q.withUnsafeBufferPointer { qb in
-                    att.withUnsafeMutableBufferPointer { ab in
-                        let (qa, aa) = (Int(bitPattern: qb.baseAddress), Int(bitPattern: ab.baseAddress))
-                        parallelFor(B * headChunks, threads: threads) { item in
-                            let b = item / headChunks, chunk = item % headChunks
-                            let heads = chunk * headsPer ..< min(H, chunk * headsPer + headsPer)
-                            if heads.isEmpty { return }
-                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: maxVisible)
-                            defer { scratch.deallocate() }
-                            attentionForward(out: UnsafeMutablePointer<Float>(bitPattern: aa)! + b * H * D, probs: nil,
-                                             q: UnsafePointer<Float>(bitPattern: qa)! + b * H * D,
-                                             kCache: UnsafePointer(bitPattern: cacheAddresses[b].0)!,
-                                             vCache: UnsafePointer(bitPattern: cacheAddresses[b].1)!,
-                                             T: 1, pos0: Int(positions[b]), H: H, Hkv: Hkv, D: D, heads: heads, scratch: scratch)
-                        }
-                    }
-                }
-                layer.finishBlock(xp, attention: att, rows: B, config: cfg, threads: threads, precision: precision,
-                                  proj: &proj, h: &h, gate: &gate, up: &up)
-            }
-        }
+        let layout = BatchLayout(sessions.map { (rows: 1, prefix: $0.position, context: .cache($0.cache)) },
+                                 heads: model.config.numAttentionHeads, kvWidth: first.cache.rowWidth)
+        // Any session's rotary table gives the same angles; the longest covers every session's position.
+        let rope = sessions.max { $0.rope.maxPositions < $1.rope.maxPositions }!.rope
+        let pass = ModelPass(model: model, rope: rope, threads: max(1, threads), precision: precision)
+        let logits = pass.infer(x: &x, layout: layout, logitRows: Array(0 ..< B), arena: first.arena)
         for s in sessions { s.position += 1 }
-        return first.outputLogits(x, rows: Array(0 ..< B), threads: threads)
+        return logits
     }
 }

@@ -29,11 +29,12 @@ public final class InferenceSession {
     /// Positions already in the cache.
     public internal(set) var position = 0
 
-    var kCache: [[Float]]  // per layer (cachedPositions, Hkv, D), grown on demand up to capacity
-    var vCache: [[Float]]  // per layer (cachedPositions, Hkv, D)
-    private var cachedPositions = 0
+    /// Keys and values of the cached positions, grown on demand up to `capacity`.
+    let cache: KVCache
     private let budget: MemoryBudget?
     let rope: RoPETable
+    /// Working memory of `forward`, kept between calls.
+    let arena = FloatArena()
 
     /// - Parameters:
     /// The KV cache grows with the sequence (doubling, up to `capacity`), so a session costs memory for the
@@ -57,8 +58,7 @@ public final class InferenceSession {
         self.precision = precision
         try model.checkMemory(positions: 1, budget: budget)
         self.budget = budget
-        kCache = Array(repeating: [], count: cfg.numHiddenLayers)
-        vCache = kCache
+        cache = KVCache(layers: cfg.numHiddenLayers, rowWidth: cfg.numKeyValueHeads * cfg.headDim)
         rope = RoPETable(dims: cfg.ropeDimensions, base: cfg.ropeTheta, mode: cfg.ropeMode,
                          maxPositions: cap, freqScale: cfg.ropeFreqScale, freqFactors: model.ropeFreqFactors)
     }
@@ -68,8 +68,8 @@ public final class InferenceSession {
 
     /// Grows every layer's KV cache to hold at least `positions` (at least doubling, at most `capacity`).
     func reserveCache(positions: Int) throws(ModelError) {
-        guard positions > cachedPositions else { return }
-        var grown = min(capacity, max(positions, 2 * cachedPositions, 16))
+        guard positions > cache.capacity else { return }
+        var grown = min(capacity, max(positions, 2 * cache.capacity, 16))
         do {
             try model.checkMemory(positions: grown, budget: budget)
         } catch {
@@ -77,13 +77,7 @@ public final class InferenceSession {
             grown = positions  // no room to double: exactly what is needed, if that fits
             try model.checkMemory(positions: grown, budget: budget)
         }
-        let cfg = model.config
-        let count = grown * cfg.numKeyValueHeads * cfg.headDim
-        for l in 0 ..< kCache.count {
-            kCache[l] += [Float](repeating: 0, count: count - kCache[l].count)
-            vCache[l] += [Float](repeating: 0, count: count - vCache[l].count)
-        }
-        cachedPositions = grown
+        cache.resize(to: grown, keeping: position)
     }
 
     /// Forgets positions from `newPosition` on (e.g. to reuse a shared prefix).
@@ -98,11 +92,9 @@ public final class InferenceSession {
     public func exportPrefix(positions: Int? = nil) -> PrefixKV {
         let P = positions ?? position
         precondition(P >= 0 && P <= position, "cannot export \(P) positions of \(position)")
-        let cfg = model.config
-        let width = cfg.numKeyValueHeads * cfg.headDim
-        return PrefixKV(positions: P, rowWidth: width, precision: precision,
-                        keys: kCache.map { Array($0[0 ..< P * width]) },
-                        values: vCache.map { Array($0[0 ..< P * width]) })
+        let layers = (0 ..< cache.layers).map { cache.copy(layer: $0, positions: P) }
+        return PrefixKV(positions: P, rowWidth: cache.rowWidth, precision: precision,
+                        keys: layers.map(\.keys), values: layers.map(\.values))
     }
 
     /// Starts the sequence over from a precomputed prefix: its keys and values fill the first
@@ -127,11 +119,7 @@ public final class InferenceSession {
         }
         position = 0
         try reserveCache(positions: prefix.positions)
-        let count = prefix.positions * width
-        for l in 0 ..< kCache.count {
-            kCache[l].replaceSubrange(0 ..< count, with: prefix.keys[l])
-            vCache[l].replaceSubrange(0 ..< count, with: prefix.values[l])
-        }
+        for l in 0 ..< cache.layers { cache.fill(layer: l, keys: prefix.keys[l], values: prefix.values[l]) }
         position = prefix.positions
     }
 
@@ -173,125 +161,13 @@ public final class InferenceSession {
             }
             rows = r
         }
-        runLayers(&x, T: T)
-        return outputLogits(x, rows: rows)
-    }
-
-    /// The transformer blocks over `x` (T, C), in place; advances `position`.
-    private func runLayers(_ x: inout [Float], T: Int) {
-        let cfg = model.config
-        let C = cfg.hiddenSize, D = cfg.headDim, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads
-        let F = cfg.intermediateSize
-        let pos0 = position
-        let S = pos0 + T
-        var h = [Float](repeating: 0, count: T * C)          // (T, C) normed input
-        var q = [Float](repeating: 0, count: T * H * D)      // (T, H, D)
-        var att = [Float](repeating: 0, count: T * H * D)    // (T, H, D)
-        var proj = [Float](repeating: 0, count: T * C)       // (T, C)
-        var gate = [Float](repeating: 0, count: T * F)       // (T, F)
-        var up = [Float](repeating: 0, count: T * F)         // (T, F)
-        let positions = (0 ..< T).map { Int32(pos0 + $0) }
-        let threads = self.threads
-        let precision = self.precision
-        for (l, layer) in model.layers.enumerated() {
-            x.withUnsafeMutableBufferPointer { xb in
-                let xp = xb.baseAddress!
-                layer.attnNorm.withUnsafeBufferPointer { w in
-                    h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
-                }
-                h.withUnsafeBufferPointer { hb in
-                    q.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.q, threads: threads, precision: precision) }
-                    kCache[l].withUnsafeMutableBufferPointer { kc in
-                        linearForward(out: kc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.k, threads: threads, precision: precision)
-                    }
-                    vCache[l].withUnsafeMutableBufferPointer { vc in
-                        linearForward(out: vc.baseAddress! + pos0 * Hkv * D, x: hb.baseAddress!, M: T, layer: layer.v, threads: threads, precision: precision)
-                    }
-                }
-                positions.withUnsafeBufferPointer { pp in
-                    q.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, T: T, heads: H, headSize: D, positions: pp.baseAddress!) }
-                    kCache[l].withUnsafeMutableBufferPointer { kc in
-                        rope.apply(kc.baseAddress! + pos0 * Hkv * D, T: T, heads: Hkv, headSize: D, positions: pp.baseAddress!)
-                    }
-                }
-                q.withUnsafeBufferPointer { qb in
-                    kCache[l].withUnsafeBufferPointer { kc in
-                        vCache[l].withUnsafeBufferPointer { vc in
-                            att.withUnsafeMutableBufferPointer { ab in
-                                let (qa, ka, va, aa) = (Int(bitPattern: qb.baseAddress), Int(bitPattern: kc.baseAddress),
-                                                        Int(bitPattern: vc.baseAddress), Int(bitPattern: ab.baseAddress))
-                                parallelFor(min(H, threads), threads: threads) { chunk in
-                                    let per = (H + min(H, threads) - 1) / min(H, threads)
-                                    let heads = chunk * per ..< min(H, chunk * per + per)
-                                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: S)
-                                    defer { scratch.deallocate() }
-                                    attentionForward(out: UnsafeMutablePointer(bitPattern: aa)!, probs: nil,
-                                                     q: UnsafePointer(bitPattern: qa)!, kCache: UnsafePointer(bitPattern: ka)!,
-                                                     vCache: UnsafePointer(bitPattern: va)!, T: T, pos0: pos0, H: H, Hkv: Hkv, D: D,
-                                                     heads: heads, scratch: scratch)
-                                }
-                            }
-                        }
-                    }
-                }
-                layer.finishBlock(xp, attention: att, rows: T, config: cfg, threads: threads, precision: precision,
-                                  proj: &proj, h: &h, gate: &gate, up: &up)
-            }
-        }
+        let layout = BatchLayout([(rows: T, prefix: position, context: .cache(cache))], heads: cfg.numAttentionHeads,
+                                 kvWidth: cache.rowWidth)
+        let logits = pass.infer(x: &x, layout: layout, logitRows: rows, arena: arena)
         position += T
-    }
-
-    /// Final norm and output head for the selected rows of `x` (T, C); returns (R, V).
-    func outputLogits(_ x: [Float], rows: [Int], threads: Int? = nil) -> [Float] {
-        let threads = threads ?? self.threads
-        let cfg = model.config
-        let C = cfg.hiddenSize, V = cfg.vocabSize
-        if rows.isEmpty { return [] }
-        var selected = [Float](repeating: 0, count: rows.count * C)
-        for (i, r) in rows.enumerated() {
-            for c in 0 ..< C { selected[i * C + c] = x[r * C + c] }
-        }
-        var normed = [Float](repeating: 0, count: rows.count * C)
-        selected.withUnsafeBufferPointer { s in
-            model.outputNorm.withUnsafeBufferPointer { w in
-                normed.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: s.baseAddress!, weight: w.baseAddress!, T: rows.count, C: C, eps: cfg.rmsNormEps) }
-            }
-        }
-        var logits = [Float](repeating: 0, count: rows.count * V)
-        normed.withUnsafeBufferPointer { n in
-            logits.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: n.baseAddress!, M: rows.count, layer: model.output, threads: threads, precision: precision) }
-        }
         return logits
     }
-}
 
-extension LlamaLayer {
-    /// The rest of a block once attention is done, for `rows` rows of `x` in place: output projection and
-    /// residual, feed-forward norm, SwiGLU feed-forward and residual (one pass over each weight matrix).
-    /// `attention` holds the rows' attention output (rows, H·D); the other buffers are scratch of at least
-    /// (rows, C) for `proj` and `h` and (rows, F) for `gate` and `up`.
-    func finishBlock(_ xp: UnsafeMutablePointer<Float>, attention att: [Float], rows T: Int, config cfg: LlamaConfig,
-                     threads: Int, precision: MatmulPrecision,
-                     proj: inout [Float], h: inout [Float], gate: inout [Float], up: inout [Float]) {
-        let layer = self
-        let C = cfg.hiddenSize, F = cfg.intermediateSize
-        att.withUnsafeBufferPointer { ab in
-            proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: ab.baseAddress!, M: T, layer: layer.o, threads: threads, precision: precision) }
-        }
-        for i in 0 ..< T * C { xp[i] += proj[i] }
-        layer.ffnNorm.withUnsafeBufferPointer { w in
-            h.withUnsafeMutableBufferPointer { rmsnormForward(out: $0.baseAddress!, rstd: nil, x: xp, weight: w.baseAddress!, T: T, C: C, eps: cfg.rmsNormEps) }
-        }
-        h.withUnsafeBufferPointer { hb in
-            gate.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.gate, threads: threads, precision: precision) }
-            up.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: hb.baseAddress!, M: T, layer: layer.up, threads: threads, precision: precision) }
-        }
-        gate.withUnsafeMutableBufferPointer { g in
-            up.withUnsafeBufferPointer { u in swigluForward(out: g.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!, count: T * F) }
-        }
-        gate.withUnsafeBufferPointer { g in
-            proj.withUnsafeMutableBufferPointer { linearForward(out: $0.baseAddress!, x: g.baseAddress!, M: T, layer: layer.down, threads: threads, precision: precision) }
-        }
-        for i in 0 ..< T * C { xp[i] += proj[i] }
-    }
+    /// The passes of this session's model, rotary table, threads and precision.
+    var pass: ModelPass { ModelPass(model: model, rope: rope, threads: threads, precision: precision) }
 }

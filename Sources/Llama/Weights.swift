@@ -56,16 +56,6 @@ public struct Linear: Sendable {
     public var outFeatures: Int { weight.rows }
 }
 
-/// Runs `body(chunk)` for chunks `0 ..< count` on up to `threads` threads.
-@inline(__always)
-func parallelFor(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
-    if threads <= 1 || count <= 1 {
-        for i in 0 ..< count { body(i) }
-    } else {
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
-    }
-}
-
 /// How the matrix products treat activations.
 public enum MatmulPrecision: Sendable, Equatable {
     /// Float32 activations against exactly dequantized weights (the training path; closest to exact).
@@ -94,13 +84,11 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M:
     let per = ((N + chunks - 1) / chunks + 31) / 32 * 32
     let outAddress = Int(bitPattern: out), xAddress = Int(bitPattern: x)
     if kernelTypes.contains(W.type) {
-        let y = UnsafeMutableBufferPointer(start: out, count: M * N)
-        let xb = UnsafeBufferPointer(start: x, count: M * K)
         if precision == .int8, let act = Kernels.activationType(for: W.type), let xqRow = Kernels.rowBytes(act, K) {
             // Quantize the activations once, then every thread reads them.
             let xq = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, M * xqRow), alignment: 64)
             defer { xq.deallocate() }
-            try! Kernels.quantizeActivations(act, x: xb, m: M, k: K, into: xq, rowBytes: xqRow)
+            try! Kernels.quantizeActivations(act, x: UnsafeBufferPointer(start: x, count: M * K), m: M, k: K, into: xq, rowBytes: xqRow)
             let xqAddress = Int(bitPattern: xq.baseAddress)
             parallelFor(chunks, threads: threads) { chunk in
                 let n0 = chunk * per, n1 = min(N, n0 + per)
@@ -112,7 +100,6 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, M:
                                         xq: xq, xqRowBytes: xqRow, m: M, y: y, ldy: N)
             }
         } else {
-            _ = (y, xb)
             parallelFor(chunks, threads: threads) { chunk in
                 let n0 = chunk * per, n1 = min(N, n0 + per)
                 if n0 >= n1 { return }

@@ -283,14 +283,10 @@ public final class Evaluator {
         return tokenizer.decode(ids)
     }
 
+    /// log Σ exp of row `row` of `logits` (R, V), as the training loss computes it.
     private func logSumExp(_ logits: [Float], row: Int) -> Double {
         let V = model.config.vocabSize
-        let base = row * V
-        var m = -Float.infinity
-        for v in 0 ..< V { m = max(m, logits[base + v]) }
-        var sum: Double = 0
-        for v in 0 ..< V { sum += Double(expf(logits[base + v] - m)) }
-        return Double(m) + _log(sum)
+        return logits.withUnsafeBufferPointer { Llama.logSumExp(UnsafeBufferPointer(rebasing: $0[row * V ..< (row + 1) * V])) }
     }
 }
 

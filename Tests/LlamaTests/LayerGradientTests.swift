@@ -83,26 +83,69 @@ import Testing
         check("rope \(mode)", x: x, analytic: dx) { dot(forward($0), r) }
     }
 
-    @Test func attentionWithGroupedHeads() {
-        var rng = Rng(state: 4)
-        let T = 5, H = 4, Hkv = 2, D = 4
+    /// Grouped-query attention of T rows after a context of `prefix` rows (0: a sequence's start; 3: a
+    /// shared prompt, a KV cache or a deep prompt's prefix), gradients of queries, own keys/values and the
+    /// context's keys/values.
+    @Test(arguments: [0, 3])
+    func attentionWithGroupedHeads(prefix: Int) {
+        var rng = Rng(state: 4 + UInt64(prefix))
+        let T = 5, H = 4, Hkv = 2, D = 4, S = prefix + T
         let q = rng.array(T * H * D), k = rng.array(T * Hkv * D), v = rng.array(T * Hkv * D)
+        let pk = rng.array(max(1, prefix) * Hkv * D), pv = rng.array(max(1, prefix) * Hkv * D)
         let r = rng.array(T * H * D)
-        func forward(_ q: [Float], _ k: [Float], _ v: [Float]) -> (out: [Float], probs: [Float]) {
-            var out = [Float](repeating: 0, count: T * H * D), probs = [Float](repeating: 0, count: T * H * T)
-            var scratch = [Float](repeating: 0, count: T)
-            attentionForward(out: &out, probs: &probs, q: q, kCache: k, vCache: v, T: T, pos0: 0, H: H, Hkv: Hkv, D: D,
-                             heads: 0 ..< H, scratch: &scratch)
+        func forward(_ q: [Float], _ k: [Float], _ v: [Float], _ pk: [Float], _ pv: [Float]) -> (out: [Float], probs: [Float]) {
+            var out = [Float](repeating: 0, count: T * H * D), probs = [Float](repeating: 0, count: T * H * S)
+            var scratch = [Float](repeating: 0, count: S)
+            for head in 0 ..< H {
+                attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, prefixK: pk, prefixV: pv, prefix: prefix,
+                                 T: T, H: H, Hkv: Hkv, D: D, head: head, scratch: &scratch)
+            }
             return (out, probs)
         }
-        let probs = forward(q, k, v).probs
+        let probs = forward(q, k, v, pk, pv).probs
         var dq = [Float](repeating: 0, count: T * H * D)
         var dk = [Float](repeating: 0, count: T * Hkv * D), dv = [Float](repeating: 0, count: T * Hkv * D)
-        var scratch = [Float](repeating: 0, count: T)
-        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: probs, q: q, k: k, v: v, T: T, H: H, Hkv: Hkv, D: D,
-                          kvHeads: 0 ..< Hkv, scratch: &scratch)
-        check("attention q", x: q, analytic: dq, eps: 1e-3) { dot(forward($0, k, v).out, r) }
-        check("attention k", x: k, analytic: dk, eps: 1e-3) { dot(forward(q, $0, v).out, r) }
-        check("attention v", x: v, analytic: dv, eps: 1e-3) { dot(forward(q, k, $0).out, r) }
+        var dpk = [Float](repeating: 0, count: pk.count), dpv = [Float](repeating: 0, count: pv.count)
+        var scratch = [Float](repeating: 0, count: S)
+        for kvHead in 0 ..< Hkv {
+            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dPrefixK: &dpk, dPrefixV: &dpv, dout: r, probs: probs, q: q, k: k,
+                              v: v, prefixK: pk, prefixV: pv, prefix: prefix, T: T, H: H, Hkv: Hkv, D: D, kvHead: kvHead,
+                              scratch: &scratch)
+        }
+        check("attention q", x: q, analytic: dq, eps: 1e-3) { dot(forward($0, k, v, pk, pv).out, r) }
+        check("attention k", x: k, analytic: dk, eps: 1e-3) { dot(forward(q, $0, v, pk, pv).out, r) }
+        check("attention v", x: v, analytic: dv, eps: 1e-3) { dot(forward(q, k, $0, pk, pv).out, r) }
+        if prefix > 0 {
+            check("attention context k", x: pk, analytic: dpk, eps: 1e-3) { dot(forward(q, k, v, $0, pv).out, r) }
+            check("attention context v", x: pv, analytic: dpv, eps: 1e-3) { dot(forward(q, k, v, pk, $0).out, r) }
+        } else {
+            #expect(dpk.allSatisfy { $0 == 0 } && dpv.allSatisfy { $0 == 0 }, "no context, no context gradient")
+        }
+    }
+
+    /// The cross-entropy backward against central differences of its forward (one log-sum-exp for both).
+    @Test func crossEntropy() {
+        var rng = Rng(state: 9)
+        let V = 11, target = 7, n = 3
+        let z = rng.array(V, scale: 4)
+        var grad = z
+        let loss = grad.withUnsafeMutableBufferPointer {
+            crossEntropyBackward($0.baseAddress!, count: V, target: target, meanOver: n)
+        }
+        func forward(_ z: [Float]) -> Double {
+            z.withUnsafeBufferPointer { Llama.logSumExp($0) } - Double(z[target])
+        }
+        #expect(abs(loss - forward(z)) <= 1e-12 * abs(loss), "the backward's loss is the forward's")
+        // Oracle: the loss in Double from scratch.
+        let m = z.map(Double.init).max()!
+        let exact = m + Foundation_log(z.reduce(0.0) { $0 + Foundation_exp(Double($1) - m) }) - Double(z[target])
+        #expect(abs(loss - exact) <= 1e-6 * abs(exact), "loss \(loss) vs \(exact)")
+        check("cross-entropy", x: z, analytic: grad, eps: 1e-3) { forward($0) / Double(n) }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+private func Foundation_log(_ x: Double) -> Double { Glibc.log(x) }
+private func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
+#endif

@@ -10,10 +10,9 @@ import TestSupport
 struct ModelGradientTests {
     @Test func softPromptGradientMatchesPyTorch() throws {
         let f = try PyTorchGradientFixture()
-        let n = f.prompt.count / f.model.config.hiddenSize
         let pass = PromptGradient(model: f.model, maxRows: 64, threads: 2)
-        let result = try pass.compute([.embeddings(f.prompt), .tokens(f.ids)], targets: f.targets, gradientRows: n)
-        #expect(result.rowsProcessed == f.targets.map(\.row).max()! + 1)
+        let result = try pass.computeBatch(prompt: f.prompt, examples: [PromptExample(tokens: f.ids, targets: f.targets)])
+        #expect(result.positionsProcessed == f.targets.map(\.row).max()! + 1)
         f.check(loss: result.loss, gradient: result.gradient, label: "soft-prompt gradient")
     }
 }
