@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var modelOption: ModelOption
 
-    @Option(help: "Which measurement: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Which measurement (described above).")
     var suite: Suite = .inference
 
     @Option(help: "Repetitions (inference: mean and standard deviation; open: median).")

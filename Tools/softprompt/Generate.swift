@@ -16,7 +16,9 @@ struct Generate: ParsableCommand {
         discussion: """
             Streams the continuation to stdout as it is produced; prefill and generation speeds go to stderr. \
             By default activations stay float32 against exactly dequantized weights (the path soft prompts are \
-            trained through); --int8 quantizes them to 8 bits before the quantized matrix products, as llama.cpp does.
+            trained through); --int8 quantizes them to 8 bits before the quantized matrix products, as llama.cpp does. \
+            With --json nothing is streamed: the text, token counts, speeds, stop reason and seed come as one JSON \
+            object at the end.
             """)
 
     @OptionGroup var modelOption: ModelOption
@@ -77,8 +79,10 @@ struct Generate: ParsableCommand {
     @Flag(help: "With --prompt: do not render the text through the prompt's stored template.")
     var noTemplate = false
 
-    @Flag(help: "Print the result as JSON on stdout (text, token counts, speeds, stop reason, seed) instead of streaming the text.")
-    var json = false
+    /// `--json`: the text, token counts, speeds, stop reason and seed at the end instead of the streamed text.
+    @OptionGroup var output: JSONOption
+
+    var json: Bool { output.json }
 
     func validate() throws {
         if selection.isGiven && embeddings != nil { throw ValidationError("--prompt/--task and --embeddings both give leading vectors: choose one") }
