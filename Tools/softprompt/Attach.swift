@@ -9,7 +9,7 @@ import Tokenizers
 /// `softprompt attach`: bake a soft prompt into a copy of a GGUF checkpoint as new vocabulary tokens.
 struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bake a soft prompt into a copy of a GGUF model as new tokens <|sp_TASK_0|>….",
+        abstract: "Bake a soft prompt into a copy of a GGUF model as new tokens <|sp_NAME_0|>….",
         discussion: """
             The copy's vocabulary gains one CONTROL token per prompt vector, whose token-embedding row is that \
             vector; starting the input with those tokens (in order) applies the prompt in any GGUF runtime. \

@@ -28,7 +28,7 @@ struct SoftPromptCommand: ParsableCommand {
             exit(withError: error)
         }
         // ArgumentParser's own commands (`help`, `--help` given to a command) print and exit as it decides.
-        if !(command is any SoftPromptSubcommand) {
+        if !isSubcommand(command) {
             do { try command.run() } catch { exit(withError: error) }
             exit()
         }
@@ -43,36 +43,21 @@ struct SoftPromptCommand: ParsableCommand {
             Glibc.exit(ExitStatus.runtimeError)
         }
     }
+
+    /// Whether `command` is one of this tool's subcommands, at any depth (not ArgumentParser's `help`).
+    private static func isSubcommand(_ command: ParsableCommand) -> Bool {
+        let wanted = ObjectIdentifier(type(of: command))
+        func search(_ types: [ParsableCommand.Type]) -> Bool {
+            types.contains { ObjectIdentifier($0) == wanted || search($0.configuration.subcommands) }
+        }
+        return search(configuration.subcommands)
+    }
 }
 
-/// The commands of this tool, whose errors while running exit with `ExitStatus.runtimeError`.
-protocol SoftPromptSubcommand: ParsableCommand {}
-
-extension Inspect: SoftPromptSubcommand {}
-extension Generate: SoftPromptSubcommand {}
-extension Train: SoftPromptSubcommand {}
-extension Eval: SoftPromptSubcommand {}
-extension Convert: SoftPromptSubcommand {}
-extension Validate: SoftPromptSubcommand {}
-extension Attach: SoftPromptSubcommand {}
-extension Bench: SoftPromptSubcommand {}
-extension ConvertModel: SoftPromptSubcommand {}
-extension Bank.List: SoftPromptSubcommand {}
-extension Bank.Add: SoftPromptSubcommand {}
-extension Bank.Remove: SoftPromptSubcommand {}
-extension Bank.Extract: SoftPromptSubcommand {}
-extension Bank.Rename: SoftPromptSubcommand {}
-extension Explain: SoftPromptSubcommand {}
-extension Serve: SoftPromptSubcommand {}
-
-/// The exit statuses a script can branch on (README, "Exit status").
+/// The exit statuses a script can branch on (README, "Exit status"): 0 success; 1 and 2 only from `validate`
+/// (a check warned / failed: `ValidationReport.exitCode`); `runtimeError`; 64 for a usage error
+/// (ArgumentParser's `ExitCode.validationFailure`, EX_USAGE), thrown while parsing and validating options.
 enum ExitStatus {
-    /// `validate`: a check warned and none failed.
-    static let warning: Int32 = 1
-    /// `validate`: a check failed.
-    static let failure: Int32 = 2
     /// The command could not do its work: a missing or unreadable file, a model that does not fit, ….
     static let runtimeError: Int32 = 3
-    /// The command line itself is wrong (ArgumentParser's `ExitCode.validationFailure`, EX_USAGE).
-    static let usage: Int32 = ExitCode.validationFailure.rawValue
 }
