@@ -90,6 +90,7 @@ let package = Package(
         .testTarget(name: "ConvertTests",
                     dependencies: ["SoftPrompt", "Llama", "GGUF", "Safetensors", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["SoftPrompt", "TensorIO", "TestSupport"]),
         .testTarget(name: "MalformedCorpusTests",
                     dependencies: ["GGUF", "Safetensors", "SoftPrompt", "PromptTuning", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "ServingTests",

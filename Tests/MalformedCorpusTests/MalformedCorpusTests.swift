@@ -188,15 +188,7 @@ func open(_ entry: CorpusEntry) -> Refusal? {
 /// The release `softprompt` binary beside the test bundle, run in a child process.
 enum CLI {
     /// `softprompt` in the directory of this test executable, if it was built.
-    static let path: String? = {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { return nil }
-        let exe = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let slash = exe.lastIndex(of: "/") else { return nil }
-        let candidate = String(exe[..<slash]) + "/softprompt"
-        return access(candidate, X_OK) == 0 ? candidate : nil
-    }()
+    static let path: String? = TestSupport.builtExecutable("softprompt")
 
     struct Result {
         /// The exit status, nil when the child was killed by a signal.

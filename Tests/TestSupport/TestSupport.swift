@@ -41,6 +41,18 @@ public enum TestSupport {
         return path
     }
 
+    /// An executable product built beside the running test executable (SwiftPM puts both in one folder),
+    /// nil when it was not built.
+    public static func builtExecutable(_ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        let exe = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return nil }
+        let candidate = String(exe[..<slash]) + "/" + name
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
+
     /// The default real model, when the bootstrap script has fetched it (nil otherwise).
     public static var defaultModelPath: String? {
         if let path = environmentValue("SOFTPROMPT_MODEL"), fileExists(path) { return path }

@@ -29,37 +29,37 @@ kept() {
 
 echo "train two prompts ($steps steps each) straight into the bank..."
 "$bin" train --data examples/name-language/train.jsonl --template "$template" --steps "$steps" -t 2 \
-    --bank "$bank" --task f32task --seed 1 >/dev/null 2>&1
+    --bank "$bank" --name f32task --seed 1 >/dev/null 2>&1
 "$bin" train --data examples/name-language/train.jsonl --template "$template" --steps "$steps" -t 2 \
-    --bank "$bank" --task bf16task --dtype bf16 --seed 2 >/dev/null 2>&1
+    --bank "$bank" --name bf16task --dtype bf16 --seed 2 >/dev/null 2>&1
 s1=$(checksums)
 
 echo "add: an f16 .sprompt, a .npy, a GGUF adapter"
-"$bin" convert "$bank:f32task" "$work/half.sprompt" --dtype f16 --name half >/dev/null
-"$bin" bank add "$bank" "$work/half.sprompt" >/dev/null
+"$bin" convert --prompt "$bank:f32task" --out "$work/half.sprompt" --dtype f16 --name half >/dev/null
+"$bin" bank add "$bank" --prompt "$work/half.sprompt" >/dev/null
 s2=$(checksums); kept "$s1" half "$s2"
-"$bin" bank extract "$bank" bf16task "$work/one.npy" --dtype f32 >/dev/null
-"$bin" bank add "$bank" "$work/one.npy" --name fromnpy 2>/dev/null >/dev/null
+"$bin" bank extract "$bank" bf16task --out "$work/one.npy" --dtype f32 >/dev/null
+"$bin" bank add "$bank" --prompt "$work/one.npy" --name fromnpy 2>/dev/null >/dev/null
 s3=$(checksums); kept "$s2" fromnpy "$s3"
-"$bin" bank extract "$bank" half "$work/adapter.gguf" >/dev/null
-"$bin" bank add "$bank" "$work/adapter.gguf" --name fromgguf >/dev/null
+"$bin" bank extract "$bank" half --out "$work/adapter.gguf" >/dev/null
+"$bin" bank add "$bank" --prompt "$work/adapter.gguf" --name fromgguf >/dev/null
 s4=$(checksums); kept "$s3" fromgguf "$s4"
 # Extracted and re-added unchanged, a prompt keeps its checksum.
 [ "$(grep '^half ' <<<"$s4" | cut -d' ' -f3)" = "$(grep '^fromgguf ' <<<"$s4" | cut -d' ' -f3)" ] || { echo "FAIL: gguf round trip"; exit 1; }
 
 echo "refusals leave the file byte-identical"
 before=$(sha256sum "$bank")
-if "$bin" bank add "$bank" "$work/half.sprompt" 2>/dev/null; then echo "FAIL: duplicate accepted"; exit 1; fi
-if "$bin" train --data examples/name-language/train.jsonl --steps 1 --bank "$bank" --task half >/dev/null 2>&1; then
+if "$bin" bank add "$bank" --prompt "$work/half.sprompt" 2>/dev/null; then echo "FAIL: duplicate accepted"; exit 1; fi
+if "$bin" train --data examples/name-language/train.jsonl --steps 1 --bank "$bank" --name half >/dev/null 2>&1; then
     echo "FAIL: train --bank onto an existing name accepted"; exit 1
 fi
 if "$bin" train -m Tests/Fixtures/tiny/llama-spm.gguf --data examples/name-language/train.jsonl --steps 1 \
-    --bank "$bank" --task tiny >/dev/null 2>&1; then echo "FAIL: another model's prompt accepted"; exit 1; fi
+    --bank "$bank" --name tiny >/dev/null 2>&1; then echo "FAIL: another model's prompt accepted"; exit 1; fi
 [ "$before" = "$(sha256sum "$bank")" ] || { echo "FAIL: a refused change altered the bank"; exit 1; }
 [ ! -e "$bank.lock" ] || { echo "FAIL: lock left behind"; exit 1; }
 
 echo "replace, remove, rename"
-"$bin" bank add "$bank" "$work/one.npy" --name half --replace >/dev/null 2>&1
+"$bin" bank add "$bank" --prompt "$work/one.npy" --name half --replace >/dev/null 2>&1
 s5=$(checksums); kept "$s4" half "$s5"
 "$bin" bank remove "$bank" fromnpy >/dev/null
 s6=$(checksums); kept "$s5" fromnpy "$s6"

@@ -231,7 +231,7 @@ def cmd_smollm(args):
     work = tempfile.mkdtemp(prefix="softpromptkit-hf-")
     directory = os.path.join(work, "smollm2-f32")
     try:
-        subprocess.run([args.softprompt, "convert-model", args.model, directory, "--dtype", "f32"], check=True)
+        subprocess.run([args.softprompt, "convert-model", "-m", args.model, "--out", directory, "--dtype", "f32"], check=True)
         tok = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
         fixture = None

@@ -305,7 +305,7 @@ check_train_overwrite() {
     local t0; t0=$(now)
     "$bin" "${args[@]}" --out "$d/ref.sprompt" >/dev/null 2>&1 || { fail "$name" "uninterrupted run failed"; return; }
     local duration; duration=$(echo "$(now) - $t0" | bc)
-    "$bin" convert "$d/ref.sprompt" "$d/ref.npy" >/dev/null
+    "$bin" convert --prompt "$d/ref.sprompt" --out "$d/ref.npy" >/dev/null
     cp "$work/prompt-b.sprompt" "$d/previous.sprompt"
     echo "$name: uninterrupted ${duration}s"
     local i=0 attempts=0 mode delay landed target="$d/out.sprompt"
@@ -320,7 +320,7 @@ check_train_overwrite() {
         local left; left=$(new_temporaries "$target" "$old")
         rm -f "$d/check.npy"
         if (( killed )) && cmp -s "$target" "$d/previous.sprompt"; then landed=$([[ -n $left ]] && echo during || echo before)
-        elif "$bin" inspect "$target" >/dev/null 2>&1 && "$bin" convert "$target" "$d/check.npy" >/dev/null 2>&1 \
+        elif "$bin" inspect "$target" >/dev/null 2>&1 && "$bin" convert --prompt "$target" --out "$d/check.npy" >/dev/null 2>&1 \
              && cmp -s "$d/check.npy" "$d/ref.npy"; then landed=$( (( killed )) && echo after || echo done)
         else landed=TORN; fi
         (( killed )) && record "$name" kill
@@ -340,29 +340,29 @@ mkdir -p "$p"
     --checkpoint-every 0 --out "$p/a.npy" >/dev/null 2>&1
 "$bin" train -m "$model" --data "$data" --template "$template" --steps 1 --batch 2 --seed 2 --eval-every 0 \
     --checkpoint-every 0 --out "$p/b.npy" >/dev/null 2>&1
-"$bin" convert "$p/a.npy" "$p/a.sprompt" -m "$model" --template "$template" >/dev/null
-"$bin" convert "$p/b.npy" "$p/b.sprompt" -m "$model" --template "$template" >/dev/null
+"$bin" convert --prompt "$p/a.npy" --out "$p/a.sprompt" -m "$model" --template "$template" >/dev/null
+"$bin" convert --prompt "$p/b.npy" --out "$p/b.sprompt" -m "$model" --template "$template" >/dev/null
 cp "$p/b.sprompt" "$work/prompt-b.sprompt"
-for ext in gguf npy npz safetensors; do "$bin" convert "$p/b.sprompt" "$p/b.$ext" >/dev/null; done
-"$bin" convert "$p/b.sprompt" "$p/b-peft" >/dev/null
+for ext in gguf npy npz safetensors; do "$bin" convert --prompt "$p/b.sprompt" --out "$p/b.$ext" >/dev/null; done
+"$bin" convert --prompt "$p/b.sprompt" --out "$p/b-peft" >/dev/null
 "$bin" eval -m "$model" --data "$evaldata" --limit 4 --predictions "$p/previous.jsonl" >/dev/null 2>&1
 
 check_train_resume
 o="$work/out"
 for ext in sprompt gguf npy npz safetensors; do
-    check_command "convert -> .$ext" "$o/a.$ext" "$p/b.$ext" -- convert "$p/a.sprompt" @OUT@ --to "$ext"
+    check_command "convert -> .$ext" "$o/a.$ext" "$p/b.$ext" -- convert --prompt "$p/a.sprompt" --out @OUT@ --to "$ext"
 done
-check_command "convert -> PEFT (existing)" "$o/peft-existing" "$p/b-peft" -- convert "$p/a.sprompt" @OUT@ --to peft
-check_command "convert -> PEFT (new)" "$o/peft-new" - -- convert "$p/a.sprompt" @OUT@ --to peft
+check_command "convert -> PEFT (existing)" "$o/peft-existing" "$p/b-peft" -- convert --prompt "$p/a.sprompt" --out @OUT@ --to peft
+check_command "convert -> PEFT (new)" "$o/peft-new" - -- convert --prompt "$p/a.sprompt" --out @OUT@ --to peft
 check_command "eval --predictions" "$o/predictions.jsonl" "$p/previous.jsonl" -- \
     eval -m "$model" --data "$evaldata" --prompt "$p/a.sprompt" --limit 8 --predictions @OUT@
-check_command "convert-model -> HF dir" "$o/hf" - -- convert-model "$model" @OUT@ --dtype f16
+check_command "convert-model -> HF dir" "$o/hf" - -- convert-model -m "$model" --out @OUT@ --dtype f16
 check_train_overwrite
 if (( ! short )); then
-    check_command "attach -> GGUF" "$o/baked.gguf" - -- attach -m "$model" "$p/a.sprompt" --out @OUT@ --task t
-    check_command "attach -> HF dir" "$o/baked-hf" - -- attach -m "$model" "$p/a.sprompt" --out @OUT@ --to hf --task t
+    check_command "attach -> GGUF" "$o/baked.gguf" - -- attach -m "$model" --prompt "$p/a.sprompt" --out @OUT@ --name t
+    check_command "attach -> HF dir" "$o/baked-hf" - -- attach -m "$model" --prompt "$p/a.sprompt" --out @OUT@ --to hf --name t
     check_command "convert-model HF -> GGUF (overwrite)" "$o/back.gguf" "$p/b.gguf" -- \
-        convert-model "$work/ref/hf" @OUT@ --dtype q8_0
+        convert-model -m "$work/ref/hf" --out @OUT@ --dtype q8_0
 fi
 
 # --- summary -----------------------------------------------------------------------------------------

@@ -23,12 +23,11 @@ struct Bank: ParsableCommand {
         @Argument(help: "The bank (.sprompt).")
         var bank: String
 
-        @Flag(help: "Print JSON.")
-        var json = false
+        @OptionGroup var output: JSONOption
 
         func run() throws {
             let file = try Bank.read(bank)
-            if json {
+            if output.json {
                 let o: JSONObject = [
                     "bank": .string(bank),
                     "model": file.model.map { Bank.fingerprintJSON($0) } ?? .null,
@@ -52,16 +51,18 @@ struct Bank: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a prompt to a bank (creating the bank when it does not exist).",
             discussion: """
-                SOURCE is any prompt file softprompt reads (.sprompt, PEFT directory, GGUF adapter, .npy, .npz, \
-                .safetensors); SOURCE:TASK picks one prompt of a .sprompt or .npz bank. The prompt keeps its \
-                stored dtype and bytes.
+                --prompt is any prompt file softprompt reads (.sprompt, PEFT directory, GGUF adapter, .npy, .npz, \
+                .safetensors); FILE:TASK (or --task) picks one prompt of a .sprompt or .npz bank. The prompt keeps \
+                its stored dtype and bytes.
                 """)
 
         @Argument(help: "The bank (.sprompt); created when absent.")
         var bank: String
 
-        @Argument(help: "The prompt: FILE, FILE:TASK or a PEFT directory.")
-        var source: String
+        @OptionGroup var selection: PromptSelection
+
+        @Argument(help: .hidden)
+        var legacySource: String?
 
         @Option(help: "Name in the bank (default: the prompt's own name).")
         var name: String?
@@ -69,11 +70,15 @@ struct Bank: ParsableCommand {
         @Flag(help: "Replace a prompt of the same name (it keeps its place).")
         var replace = false
 
-        @Flag(help: "Print JSON.")
-        var json = false
+        @OptionGroup var output: JSONOption
+
+        mutating func validate() throws {
+            try selection.adopt(legacy: legacySource, command: "bank add BANK")
+            if selection.prompt == nil { throw ValidationError("give the prompt to add: --prompt FILE[:TASK]") }
+        }
 
         func run() throws {
-            let (path, task) = PromptStore.split(source)
+            let (path, task) = PromptStore.split(try selection.spec { "" }!)
             let sourceFile: PromptFile
             do { sourceFile = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
             var prompt = try Bank.wrap { () throws(SpromptError) in try sourceFile.prompt(named: task) }
@@ -85,7 +90,7 @@ struct Bank: ParsableCommand {
                 }
             }
             for note in notes { Output.error("note: \(note)") }
-            if json {
+            if output.json {
                 var o = Bank.promptJSON(added)
                 o["bank"] = .string(bank)
                 o["action"] = .string(replaced ? "replaced" : "added")
@@ -109,8 +114,7 @@ struct Bank: ParsableCommand {
         @Argument(help: "The prompt's name.")
         var task: String
 
-        @Flag(help: "Print JSON.")
-        var json = false
+        @OptionGroup var output: JSONOption
 
         func run() throws {
             guard fileExists(bank) else { throw CLIError("\(bank): no such bank") }
@@ -122,7 +126,7 @@ struct Bank: ParsableCommand {
                     return removed
                 }
             }
-            if json {
+            if output.json {
                 var o = Bank.promptJSON(removed)
                 o["bank"] = .string(bank)
                 o["action"] = "removed"
@@ -137,7 +141,7 @@ struct Bank: ParsableCommand {
 
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write one prompt of a bank to its own file (any format; from the name of OUT).")
+            abstract: "Write one prompt of a bank to its own file (any format; from the name of --out).")
 
         @Argument(help: "The bank (.sprompt).")
         var bank: String
@@ -145,25 +149,41 @@ struct Bank: ParsableCommand {
         @Argument(help: "The prompt's name.")
         var task: String
 
-        @Argument(help: "The output: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.")
-        var out: String
+        @Option(help: "The output: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.")
+        var out: String?
 
-        @Option(help: "Storage type of the output: f32, f16 or bf16 (default: the prompt's).")
-        var dtype: String?
+        @Argument(help: .hidden)
+        var legacyOut: String?
+
+        @Option(help: "Storage type of the output (default: the prompt's).")
+        var dtype: PromptDType?
+
+        @OptionGroup var output: JSONOption
+
+        mutating func validate() throws {
+            out = try Deprecation.merge(legacyOut, as: "bank extract BANK TASK OUT (OUT as an argument)", into: out, newName: "--out OUT")
+            if out == nil { throw ValidationError("give where to write it: --out PATH") }
+        }
 
         func run() throws {
+            let out = self.out!
             let file = try Bank.read(bank)
             var prompt = try Bank.wrap { () throws(SpromptError) in try file.prompt(named: task) }
-            if let dtype {
-                guard let storage = PromptDType(rawValue: dtype.lowercased()) else { throw ValidationError("unknown --dtype '\(dtype)' (f32, f16, bf16)") }
-                prompt.dtype = storage
-            }
+            if let dtype { prompt.dtype = dtype }
             do {
                 try PromptConversion.write(PromptFile(model: file.model, prompts: [prompt], metadata: file.metadata), to: out)
             } catch {
                 throw CLIError(error.description)
             }
-            print("wrote '\(prompt.name)' (vectors \(prompt.vectorsSHA256.prefix(16))…) to \(out)")
+            if output.json {
+                var o = Bank.promptJSON(prompt)
+                o["bank"] = .string(bank)
+                o["out"] = .string(out)
+                o["action"] = "extracted"
+                print(try JSON.serialize(.object(o), pretty: true))
+            } else {
+                print("wrote '\(prompt.name)' (vectors \(prompt.vectorsSHA256.prefix(16))…) to \(out)")
+            }
         }
     }
 
@@ -181,6 +201,8 @@ struct Bank: ParsableCommand {
         @Argument(help: "The new name.")
         var new: String
 
+        @OptionGroup var output: JSONOption
+
         func run() throws {
             guard fileExists(bank) else { throw CLIError("\(bank): no such bank") }
             try Bank.wrap { () throws(SpromptError) in
@@ -190,7 +212,12 @@ struct Bank: ParsableCommand {
                     file = contents
                 }
             }
-            print("renamed '\(old)' to '\(new)' in \(bank)")
+            if output.json {
+                let o: JSONObject = ["bank": .string(bank), "action": "renamed", "old": .string(old), "new": .string(new)]
+                print(try JSON.serialize(.object(o), pretty: true))
+            } else {
+                print("renamed '\(old)' to '\(new)' in \(bank)")
+            }
         }
     }
 

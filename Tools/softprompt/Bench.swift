@@ -13,12 +13,13 @@ struct Bench: ParsableCommand {
         discussion: """
             Suites:
               inference  (default) in the manner of llama.cpp's llama-bench: prompt processing of \
-            --prompt tokens in one batch (pp512), generation of --gen tokens one at a time (tg128), and time to \
-            first token (prefill of the prompt plus one decode step), for each thread count in --threads.
+            --n-prompt tokens in one batch (pp512), generation of --n-gen tokens one at a time (tg128), and time to \
+            first token (prefill of the prompt plus one decode step), for each thread count (-t N, or the sweep \
+            --threads-list; default 1,2).
               open       time to open and index a GGUF file (mmap, header, metadata, tensor table; \
             no tensor data read). Warm the page cache first for a fair figure.
               train      the soft-prompt training pass (PromptGradient.computeBatch): --batch examples of \
-            --prompt-tokens soft-prompt rows then --row-tokens token rows (targets on the last one or two rows), \
+            --tokens soft-prompt rows then --row-tokens token rows (targets on the last one or two rows), \
             --steps timed steps per thread count, for the shared-prompt pass and the naive per-example loop. \
             Reports positions/s (every processed position, soft-prompt rows included), ms/step, process CPU ms/step, peak RSS \
             (getrusage; the fast path runs first, so its figure is its own) and the agreement of the two.
@@ -34,32 +35,43 @@ struct Bench: ParsableCommand {
         case inference, open, train, prefix
     }
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
 
-    @Option(help: "Which measurement: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Which measurement (described above).")
     var suite: Suite = .inference
 
     @Option(help: "Repetitions (inference: mean and standard deviation; open: median).")
     var runs: Int?
 
-    @Option(name: [.short, .customLong("threads")], help: "Comma-separated thread counts (inference).")
-    var threads = "1,2"
+    @Option(name: [.short, .customLong("threads")], help: ArgumentHelp("Threads: one count (default: the --threads-list sweep).", valueName: "threads"))
+    var threads: String?
+
+    @Option(help: ArgumentHelp("Thread counts to sweep, comma-separated.", valueName: "n,n,…"))
+    var threadsList = "1,2"
 
     @Flag(help: "Benchmark the int8 path (llama.cpp-style 8-bit activations) instead of the exact float32 path.")
     var int8 = false
 
-    @Option(name: [.short, .customLong("prompt")], help: "Prompt-processing batch length (inference).")
+    @Option(name: .customLong("n-prompt"), help: "Prompt-processing batch length, in tokens (inference; llama-bench's -p).")
     var promptTokens = 512
 
-    @Option(name: [.short, .customLong("gen")], help: "Tokens generated one at a time (inference).")
+    @Option(name: .customLong("n-gen"), help: "Tokens generated one at a time (inference; llama-bench's -n).")
     var genTokens = 128
+
+    @Option(name: [.customShort("p"), .customLong("prompt")], help: .hidden)
+    var legacyPromptTokens: Int?
+
+    @Option(name: [.customShort("g"), .customLong("gen")], help: .hidden)
+    var legacyGenTokens: Int?
 
     @Option(help: "Examples per training batch (train).")
     var batch = 8
 
-    @Option(name: .customLong("prompt-tokens"), help: "Soft-prompt rows (train).")
+    @Option(name: .customLong("tokens"), help: "Soft-prompt rows, as train's --tokens (train).")
     var softPromptTokens = 20
+
+    @Option(name: .customLong("prompt-tokens"), help: .hidden)
+    var legacySoftPromptTokens: Int?
 
     @Option(help: "Token rows per example after the soft prompt (train).")
     var rowTokens = 10
@@ -76,24 +88,38 @@ struct Bench: ParsableCommand {
     @Option(help: "Input tokens after the soft prompt (prefix).")
     var inputTokens = 12
 
-    @Flag(help: "Print the result as JSON.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
-    func validate() throws {
+    var json: Bool { output.json }
+
+    mutating func validate() throws {
         if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
-        if threadCounts.isEmpty || threadCounts.contains(where: { $0 < 1 }) {
-            throw ValidationError("--threads takes positive integers separated by commas, e.g. 1,2")
+        if let legacy = legacyPromptTokens { Deprecation.note("bench -p/--prompt N", use: "--n-prompt N"); promptTokens = legacy }
+        if let legacy = legacyGenTokens { Deprecation.note("bench -g/--gen N", use: "--n-gen N"); genTokens = legacy }
+        if let legacy = legacySoftPromptTokens { Deprecation.note("bench --prompt-tokens N", use: "--tokens N"); softPromptTokens = legacy }
+        if let threads {
+            if threads.contains(",") {
+                Deprecation.note("bench -t/--threads N,N (a list)", use: "--threads-list N,N")
+                threadsList = threads
+            } else {
+                guard let count = Int(threads), count >= 1 else { throw ValidationError("--threads takes one positive integer (--threads-list sweeps several)") }
+                threadsList = String(count)
+            }
         }
-        if promptTokens < 1 || genTokens < 1 { throw ValidationError("--prompt and --gen must be positive") }
+        let counts = threadsList.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        if counts.isEmpty || counts.contains(where: { ($0 ?? 0) < 1 }) {
+            throw ValidationError("--threads-list takes positive integers separated by commas, e.g. 1,2")
+        }
+        if promptTokens < 1 || genTokens < 1 { throw ValidationError("--n-prompt and --n-gen must be positive") }
         if batch < 1 || softPromptTokens < 0 || rowTokens < 2 || steps < 1 {
-            throw ValidationError("--batch and --steps must be positive, --prompt-tokens non-negative, --row-tokens at least 2")
+            throw ValidationError("--batch and --steps must be positive, --tokens non-negative, --row-tokens at least 2")
         }
     }
 
-    private var threadCounts: [Int] { threads.split(separator: ",").compactMap { Int($0) } }
+    private var threadCounts: [Int] { threadsList.split(separator: ",").compactMap { Int($0) } }
 
     func run() throws {
-        let path = try ModelLocator.resolve(model)
+        let path = try ModelLocator.resolve(modelOption.model)
         switch suite {
         case .open: try benchOpen(path, runs: runs ?? 21)
         case .inference: try benchInference(path, runs: runs ?? 3)

@@ -11,34 +11,38 @@ struct Convert: ParsableCommand {
             The format follows from the name: a directory (or a name without extension) is a PEFT adapter (adapter_config.json + \
             adapter_model.safetensors; PROMPT_TUNING and P_TUNING are read, PROMPT_TUNING is written), \
             .gguf a GGUF soft-prompt adapter, .npy a [tokens, width] array, .npz an archive with one \
-            array per prompt, .safetensors one tensor. --from / --to override it. IN may be FILE:TASK to \
-            pick one prompt of a bank (.sprompt, .npz). OUT is a new file; it is replaced when it exists.
+            array per prompt, .safetensors one tensor. --from / --to override it. --prompt FILE:TASK (or \
+            --task) picks one prompt of a bank (.sprompt, .npz). --out is a new file; it is replaced when it exists.
 
             Formats without a model fingerprint (PEFT, .npy, .npz, plain safetensors) read as "model \
             unknown"; -m MODEL fills it in and checks the width. Layouts: Formats/peft.md, \
             Formats/gguf-adapter.md.
             """)
 
-    @Argument(help: "The prompt to convert: a file, FILE:TASK, or a PEFT adapter directory.")
-    var input: String
+    @OptionGroup var selection: PromptSelection
 
-    @Argument(help: "Where to write it (a PEFT adapter is a directory).")
-    var output: String
+    @Option(help: "Where to write it (a PEFT adapter is a directory).")
+    var out: String?
 
-    @Option(help: "Output format: sprompt, peft, gguf, npy, npz, safetensors (default: from OUT's name).")
-    var to: String?
+    @Argument(help: .hidden)
+    var legacyInput: String?
 
-    @Option(help: "Input format (default: from IN's name).")
-    var from: String?
+    @Argument(help: .hidden)
+    var legacyOutput: String?
+
+    @Option(help: "Output format (default: from --out's name).")
+    var to: PromptFormat?
+
+    @Option(help: "Input format (default: from --prompt's name).")
+    var from: PromptFormat?
 
     @Option(help: "Name of the written prompt (default: the source's name).")
     var name: String?
 
-    @Option(name: [.short, .customLong("model")], help: "The model the prompt belongs to: fills in a missing fingerprint, checks the width.")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
 
-    @Option(help: "Storage type: f32, f16 or bf16 (default: the source's).")
-    var dtype: String?
+    @Option(help: "Storage type (default: the source's).")
+    var dtype: PromptDType?
 
     @Option(help: "Set the prompt's template (text with {input}), e.g. for a PEFT prompt, which has none.")
     var template: String?
@@ -46,19 +50,24 @@ struct Convert: ParsableCommand {
     @Option(help: "base_model_name_or_path of a written PEFT adapter (default: the source's, else the model's path).")
     var baseModel: String?
 
+    @OptionGroup var output: JSONOption
+
+    mutating func validate() throws {
+        try selection.adopt(legacy: legacyInput, command: "convert")
+        out = try Deprecation.merge(legacyOutput, as: "convert IN OUT (OUT as an argument)", into: out, newName: "--out OUT")
+        if !selection.isGiven { throw ValidationError("give the prompt to convert: --prompt FILE[:TASK]") }
+        if out == nil { throw ValidationError("give where to write it: --out PATH") }
+    }
+
     func run() throws {
-        let inFormat = try from.map(Self.format)
-        let outFormat = try to.map(Self.format)
-        let storage = try dtype.map { text throws -> PromptDType in
-            guard let value = PromptDType(rawValue: text.lowercased()) else { throw ValidationError("unknown --dtype '\(text)' (f32, f16, bf16)") }
-            return value
-        }
-        let (path, task) = PromptStore.split(input)
+        let (inFormat, outFormat, storage, destination) = (from, to, dtype, out!)
+        let model = modelOption.model
+        let (path, task) = PromptStore.split(try selection.spec { try ModelLocator.resolve(model) }!)
         do {
             var file = try PromptConversion.read(path: path, format: inFormat)
             if let task { file.prompts = [try file.prompt(named: task)] }
             if let name {
-                guard file.prompts.count == 1 else { throw CLIError("--name needs one prompt; pick one with IN:TASK") }
+                guard file.prompts.count == 1 else { throw CLIError("--name needs one prompt; pick one with --prompt FILE:TASK") }
                 file.prompts[0].name = name
             }
             if let template {
@@ -80,10 +89,19 @@ struct Convert: ParsableCommand {
                 peft.baseModel = peft.baseModel ?? loaded.path
                 peft.attentionHeads = loaded.llama.config.numAttentionHeads
             }
-            try PromptConversion.write(file, to: output, format: outFormat, peft: peft)
-            let written = outFormat ?? PromptFormat.detect(path: output)
+            try PromptConversion.write(file, to: destination, format: outFormat, peft: peft)
+            let written = outFormat ?? PromptFormat.detect(path: destination)
+            if output.json {
+                let o: JSONObject = [
+                    "out": .string(destination), "format": written.map { .string($0.rawValue) } ?? .null,
+                    "prompts": .array(file.prompts.map { .object(Bank.promptJSON($0)) }),
+                    "model": file.model.map { Bank.fingerprintJSON($0) } ?? .null,
+                ]
+                print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+                return
+            }
             for prompt in file.prompts {
-                print("wrote \(output) (\(written?.rawValue ?? "?")): '\(prompt.name)' \(prompt.tokens) × \(prompt.width) "
+                print("wrote \(destination) (\(written?.rawValue ?? "?")): '\(prompt.name)' \(prompt.tokens) × \(prompt.width) "
                       + "\(prompt.dtype.rawValue)" + (prompt.template == nil ? "" : ", template kept"))
             }
             if file.model == nil { print("model: unknown (give -m MODEL to record it)") }
@@ -92,12 +110,5 @@ struct Convert: ParsableCommand {
         } catch let error as SpromptError {
             throw CLIError(error.description)
         }
-    }
-
-    static func format(_ text: String) throws -> PromptFormat {
-        guard let format = PromptFormat(rawValue: text.lowercased()) else {
-            throw ValidationError("unknown format '\(text)' (\(PromptFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        return format
     }
 }

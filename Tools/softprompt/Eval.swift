@@ -20,17 +20,12 @@ struct Eval: ParsableCommand {
             prompt and the soft prompt on the same rows and prints them side by side.
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
 
     @Option(help: "Data to score (JSONL).")
     var data: String
 
-    @Option(help: "Soft prompt (.sprompt[:TASK] or .npy).")
-    var prompt: String?
-
-    @Option(help: "Use the prompt stored beside the model as MODEL_BASENAME.TASK.sprompt.")
-    var task: String?
+    @OptionGroup var selection: PromptSelection
 
     @Option(help: "Hand-written instruction placed before the templated input.")
     var hardPrompt: String?
@@ -47,32 +42,28 @@ struct Eval: ParsableCommand {
     @Option(help: "Score only the first N rows.")
     var limit: Int?
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
 
     @Option(help: "Write one JSON line per row and condition: prediction, correctness, choice log-probabilities, output loss.")
     var predictions: String?
 
-    @Flag(help: "Print the results as JSON.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     func validate() throws {
-        if prompt != nil && task != nil { throw ValidationError("give --prompt or --task, not both") }
         if hardPrompt != nil && hardPromptFile != nil { throw ValidationError("give --hard-prompt or --hard-prompt-file, not both") }
-        if compare && prompt == nil && task == nil && hardPrompt == nil && hardPromptFile == nil {
+        if compare && !selection.isGiven && hardPrompt == nil && hardPromptFile == nil {
             throw ValidationError("--compare needs --prompt and/or --hard-prompt")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let template { _ = try PromptTemplate(template) }
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        let loaded = try LoadedModel.load(modelOption.model)
         let C = loaded.llama.config.hiddenSize
         var dataset = try TaskDataset.load(path: data)
         if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-        let spec = try prompt ?? task.map { try PromptStore.besideModel(loaded.path, task: $0) }
+        let spec = try selection.spec { loaded.path }
         let soft = try spec.map { try PromptStore.read($0, width: C) }
         let templateText = template ?? soft?.template ?? "{input}"
         let tmpl = try PromptTemplate(templateText)
@@ -88,7 +79,7 @@ struct Eval: ParsableCommand {
             let name = soft != nil ? (hard.isEmpty ? "soft prompt" : "soft + hard prompt") : (hard.isEmpty ? "no prompt" : "hard prompt")
             conditions.append((name, hard, soft?.vectors ?? []))
         }
-        let evaluator = Evaluator(model: loaded.llama, tokenizer: loaded.tokenizer, threads: threads)
+        let evaluator = Evaluator(model: loaded.llama, tokenizer: loaded.tokenizer, threads: threadsOption.threads)
         var results: [(String, EvaluationResult)] = []
         for condition in conditions {
             let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: tmpl, hardPrompt: condition.hard)
@@ -124,7 +115,7 @@ struct Eval: ParsableCommand {
             }
             try AtomicFile.write(to: predictions, bytes: Array(lines.utf8))
         }
-        if json {
+        if output.json {
             var rows: [JSONValue] = []
             for (name, r) in results {
                 var o: JSONObject = ["condition": .string(name), "rows": .int(Int64(r.examples)),

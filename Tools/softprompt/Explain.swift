@@ -25,11 +25,16 @@ struct Explain: ParsableCommand {
             named in the prompt's provenance when it exists and its SHA-256 matches; otherwise they are skipped.
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    /// Which ablations run per virtual token.
+    enum Ablation: String, ExpressibleByArgument, CaseIterable {
+        case remove, mean, both
+    }
 
-    @Argument(help: "The prompt: FILE.sprompt, FILE.sprompt:TASK for one prompt of a bank, or another prompt format.")
-    var prompt: String
+    @OptionGroup var modelOption: ModelOption
+    @OptionGroup var selection: PromptSelection
+
+    @Argument(help: .hidden)
+    var legacyPrompt: String?
 
     @Option(help: "Task rows (JSONL) for the projection's metric and the ablations.")
     var data: String?
@@ -43,29 +48,28 @@ struct Explain: ParsableCommand {
     @Option(help: "Nearest vocabulary tokens listed per virtual token.")
     var topK = 5
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
 
     @Option(help: "Ablations run per virtual token: remove (the token taken out), mean (replaced by the prompt's mean row) or both (twice the time).")
-    var ablation = "remove"
+    var ablation = Ablation.remove
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @Option(help: "Also write a self-contained HTML report (heat maps, ablation chart) to this file.")
     var html: String?
 
-    func validate() throws {
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    mutating func validate() throws {
+        try selection.adopt(legacy: legacyPrompt, command: "explain")
+        if !selection.isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if topK < 1 || topK > 100 { throw ValidationError("--top-k must be in 1...100") }
-        if !["remove", "mean", "both"].contains(ablation) { throw ValidationError("--ablation must be remove, mean or both") }
         if let template { _ = try PromptTemplate(template) }
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        let loaded = try LoadedModel.load(modelOption.model)
         let C = loaded.llama.config.hiddenSize
+        let prompt = try selection.spec { loaded.path }!
         let (path, task) = PromptStore.split(prompt)
         let file: PromptFile
         do { file = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
@@ -103,8 +107,8 @@ struct Explain: ParsableCommand {
         let bank = file.prompts.map { BankPrompt(name: $0.name, vectors: $0.vectors, width: $0.width) }
         if bank.count < 2 { notes.append("The file holds one prompt: no bank similarity to report.") }
 
-        let explainer = PromptExplainer(model: loaded.llama, tokenizer: loaded.tokenizer, topK: topK, threads: threads)
-        explainer.ablationKinds = ablation == "both" ? AblationKind.allCases : [AblationKind(rawValue: ablation)!]
+        let explainer = PromptExplainer(model: loaded.llama, tokenizer: loaded.tokenizer, topK: topK, threads: threadsOption.threads)
+        explainer.ablationKinds = ablation == .both ? AblationKind.allCases : [AblationKind(rawValue: ablation.rawValue)!]
         let terminal = isatty(2) != 0
         let start = Output.now()
         let explanation = try explainer.explain(prompt: soft.vectors, examples: encoded, bank: bank) { stage in
@@ -126,7 +130,7 @@ struct Explain: ParsableCommand {
             let page = explanation.html(title: "softprompt explain: \(soft.name)", facts: facts, notes: notes)
             try AtomicFile.write(to: html, bytes: Array(page.utf8))
         }
-        if json {
+        if output.json {
             var o = explanation.json()
             o["model"] = .string(loaded.path)
             o["prompt"] = .string(prompt)

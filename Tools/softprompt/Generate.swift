@@ -16,11 +16,12 @@ struct Generate: ParsableCommand {
         discussion: """
             Streams the continuation to stdout as it is produced; prefill and generation speeds go to stderr. \
             By default activations stay float32 against exactly dequantized weights (the path soft prompts are \
-            trained through); --int8 quantizes them to 8 bits before the quantized matrix products, as llama.cpp does.
+            trained through); --int8 quantizes them to 8 bits before the quantized matrix products, as llama.cpp does. \
+            With --json nothing is streamed: the text, token counts, speeds, stop reason and seed come as one JSON \
+            object at the end.
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
 
     @Argument(help: "The prompt text.")
     var text: String?
@@ -31,13 +32,13 @@ struct Generate: ParsableCommand {
     @Flag(help: "Format the text as a user message with the model's chat template.")
     var chat = false
 
-    @Option(help: "Chat template family to use instead of the one recognised from the model (\(ChatTemplate.presetNames.joined(separator: ", "))).")
-    var chatTemplate: String?
+    @Option(help: "Chat template family to use instead of the one recognised from the model.")
+    var chatTemplate: ChatTemplateName?
 
     @Option(help: "System message for --chat (default: the template's own, if any).")
     var system: String?
 
-    @Option(name: .customShort("n"), help: "Maximum tokens to generate.")
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Maximum tokens to generate.")
     var count = 128
 
     @Option(help: "Sampling temperature (0: greedy).")
@@ -61,8 +62,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("stop"), help: "Stop when this text is produced (repeatable).")
     var stops: [String] = []
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
 
     @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does (faster; departs from the exact answer at near-ties).")
     var int8 = false
@@ -73,35 +73,36 @@ struct Generate: ParsableCommand {
     @Option(help: "Prepend raw input embeddings from this .npy (float32, [n, width]) before the text.")
     var embeddings: String?
 
-    @Option(help: "Soft prompt placed before everything (.sprompt[:TASK] or .npy); its stored template renders the text.")
-    var prompt: String?
-
-    @Option(help: "Use the prompt stored beside the model as MODEL_BASENAME.TASK.sprompt.")
-    var task: String?
+    /// The soft prompt, placed before everything; its stored template renders the text.
+    @OptionGroup var selection: PromptSelection
 
     @Flag(help: "With --prompt: do not render the text through the prompt's stored template.")
     var noTemplate = false
 
+    /// `--json`: the text, token counts, speeds, stop reason and seed at the end instead of the streamed text.
+    @OptionGroup var output: JSONOption
+
+    var json: Bool { output.json }
+
     func validate() throws {
-        if prompt != nil && task != nil { throw ValidationError("give --prompt or --task, not both") }
-        if (prompt != nil || task != nil) && embeddings != nil { throw ValidationError("--prompt/--task and --embeddings both give leading vectors: choose one") }
+        if selection.isGiven && embeddings != nil { throw ValidationError("--prompt/--task and --embeddings both give leading vectors: choose one") }
         if (text == nil) == (ids == nil) { throw ValidationError("give the prompt as TEXT or as --ids, not both or neither") }
         if chat && ids != nil { throw ValidationError("--chat formats text; it cannot be used with --ids") }
-        if count < 0 { throw ValidationError("-n must be at least 0") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if count < 0 { throw ValidationError("-n/--max-tokens must be at least 0") }
         if temp < 0 || topK < 0 || topP <= 0 || topP > 1 || minP < 0 || minP > 1 || repeatPenalty <= 0 {
             throw ValidationError("sampling options out of range (temp >= 0, top-k >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repeat-penalty > 0)")
         }
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        let loaded = try LoadedModel.load(modelOption.model)
+        let threads = threadsOption.threads
         let (path, gguf, llama, tokenizer) = (loaded.path, loaded.gguf, loaded.llama, loaded.tokenizer)
         do {
             var leading: [Float] = []
             var prefixKey: PrefixCache.Key?
             var text = self.text
-            if let spec = try prompt ?? task.map({ try PromptStore.besideModel(loaded.path, task: $0) }) {
+            if let spec = try selection.spec(modelPath: { loaded.path }) {
                 let soft = try PromptStore.read(spec, width: llama.config.hiddenSize)
                 leading = soft.vectors
                 prefixKey = PrefixCache.Key(task: soft.name ?? spec, vectorsSHA256: soft.vectorsSHA256)
@@ -125,14 +126,14 @@ struct Generate: ParsableCommand {
             } else if chat {
                 let template: ChatTemplate
                 if let gguf {
-                    template = try ChatTemplate(gguf: gguf, named: chatTemplate)
+                    template = try ChatTemplate(gguf: gguf, named: chatTemplate?.name)
                 } else {
                     guard let chatTemplate else {
                         throw CLIError("--chat with a Hugging Face directory needs --chat-template NAME (\(ChatTemplate.presetNames.joined(separator: ", ")))")
                     }
                     let bos = tokenizer.specialTokens.bos.flatMap { tokenizer.text(of: $0) } ?? ""
                     let eos = tokenizer.specialTokens.eos.flatMap { tokenizer.text(of: $0) } ?? ""
-                    template = try ChatTemplate(named: chatTemplate, bosToken: bos, eosToken: eos)
+                    template = try ChatTemplate(named: chatTemplate.name, bosToken: bos, eosToken: eos)
                 }
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(.system, system)) }
@@ -161,12 +162,23 @@ struct Generate: ParsableCommand {
             let sampler = Sampler(SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP,
                                                      repeatPenalty: repeatPenalty, seed: seed))
             var generator = Generator(session: session, tokenizer: tokenizer, sampler: sampler)
+            var generated = ""
             let summary = try generator.generate(request, options: GenerationOptions(maxTokens: count, stopStrings: stops)) { chunk in
-                Output.stream(chunk)
+                if json { generated += chunk } else { Output.stream(chunk) }
                 return true
             }
-            Output.stream("\n")
             let n = summary.generatedTokens
+            if json {
+                let o: JSONObject = [
+                    "text": .string(generated), "prompt_positions": .int(Int64(summary.promptPositions)),
+                    "generated_tokens": .int(Int64(n)), "prefill_seconds": .double(summary.prefillSeconds),
+                    "generation_seconds": .double(summary.generationSeconds),
+                    "stop_reason": .string("\(summary.stopReason)"), "seed": .string(String(generator.sampler.seed)),
+                ]
+                print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+                return
+            }
+            Output.stream("\n")
             Output.error("prefill: \(summary.promptPositions) positions in \(Output.fixed(summary.prefillSeconds, 3)) s "
                          + "(\(Output.fixed(Double(summary.promptPositions) / max(summary.prefillSeconds, 1e-9), 1)) tok/s); "
                          + "generation: \(n) tokens in \(Output.fixed(summary.generationSeconds, 3)) s "

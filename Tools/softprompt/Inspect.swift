@@ -25,11 +25,11 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The file or directory to inspect.")
     var file: String?
 
-    @Option(name: [.short, .customLong("model")], help: "Model to inspect when FILE is not given.")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
+    @OptionGroup var output: JSONOption
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
+    var model: String? { modelOption.model }
+    var json: Bool { output.json }
 
     @Flag(help: "Show every element of metadata arrays (JSON) / longer excerpts (text).")
     var full = false

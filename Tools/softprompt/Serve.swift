@@ -15,20 +15,22 @@ struct Serve: ParsableCommand {
             Routes: POST /v1/completions, POST /v1/chat/completions (both with "stream": true for server-sent \
             events), GET /v1/models, GET /health, GET /metrics (Prometheus), POST /admin/reload (with \
             --admin-token). The request's "model" selects the task: BASE for the base model, BASE:TASK for a \
-            bank prompt (BASE is the model file's name without .gguf, or --name). Requests in flight are decoded \
+            bank prompt (BASE is the model file's name without .gguf, or --served-model-name). Requests in flight are decoded \
             together, one token each per step, whatever their tasks. The bank file is re-read when it changes \
             (checked every --watch seconds). SIGTERM stops accepting, lets requests finish for --grace seconds, \
             then cancels the rest. Binds to 127.0.0.1 unless --host says otherwise.
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
 
     @Option(help: "The prompt bank (.sprompt) whose prompts are served as tasks.")
     var bank: String?
 
-    @Option(help: "Another id for the base model (e.g. smollm2), also accepted as NAME:TASK.")
-    var name: String?
+    @Option(help: "Another id for the base model (e.g. smollm2), also accepted as NAME:TASK (vLLM's --served-model-name).")
+    var servedModelName: String?
+
+    @Option(name: .customLong("name"), help: .hidden)
+    var legacyName: String?
 
     @Option(help: "Address to bind (default: loopback only).")
     var host = "127.0.0.1"
@@ -39,8 +41,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Most sequences decoded together.")
     var maxBatch = 16
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads for the matrix products.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
 
     @Option(help: "Positions one request may use: soft prompt + prompt + max_tokens (default: the model's context, at most 4096).")
     var context: Int?
@@ -58,14 +59,14 @@ struct Serve: ParsableCommand {
     var cacheBytes = 256 << 20
 
     @Option(help: "Chat template family instead of the one recognised from the model.")
-    var chatTemplate: String?
+    var chatTemplate: ChatTemplateName?
 
     @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does.")
     var int8 = false
 
-    func validate() throws {
+    mutating func validate() throws {
+        servedModelName = try Deprecation.merge(legacyName, as: "serve --name", into: servedModelName, newName: "--served-model-name")
         if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if port < 0 || port > 65535 { throw ValidationError("--port must be in 0...65535") }
         if grace < 0 || watch < 0 { throw ValidationError("--grace and --watch must be at least 0") }
         if let context, context < 2 { throw ValidationError("--context must be at least 2") }
@@ -73,7 +74,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        let loaded = try LoadedModel.load(modelOption.model)
         let llama = loaded.llama
         let maxContext = llama.config.maxPositionEmbeddings
         let contextLength = min(context ?? min(maxContext, 4096), maxContext)
@@ -81,14 +82,14 @@ struct Serve: ParsableCommand {
         while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
         base = String(base.split(separator: "/").last ?? Substring(base))
         if base.hasSuffix(".gguf") { base.removeLast(5) }
-        var config = ServeConfiguration(modelID: base, alias: name, contextLength: contextLength)
+        var config = ServeConfiguration(modelID: base, alias: servedModelName, contextLength: contextLength)
         config.host = host
         config.port = port
         config.adminToken = adminToken
         config.watchInterval = watch
         config.grace = grace
-        let chat: ChatTemplate? = try? loaded.gguf.map { try ChatTemplate(gguf: $0, named: chatTemplate) }
-        let engine = Engine(model: llama, tokenizer: loaded.tokenizer, maxBatch: maxBatch, threads: threads,
+        let chat: ChatTemplate? = try? loaded.gguf.map { try ChatTemplate(gguf: $0, named: chatTemplate?.name) }
+        let engine = Engine(model: llama, tokenizer: loaded.tokenizer, maxBatch: maxBatch, threads: threadsOption.threads,
                             precision: int8 ? .int8 : .exact, cacheBudget: cacheBytes)
         let registry: TaskRegistry
         do { registry = try TaskRegistry(bankPath: bank, width: llama.config.hiddenSize, cache: engine.prefixCache) } catch {

@@ -21,8 +21,17 @@ struct Train: ParsableCommand {
             to the same result as an uninterrupted one (same settings and thread count).
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    /// How the prompt starts.
+    enum Initialization: String, ExpressibleByArgument, CaseIterable {
+        case random, vocab, text, labels
+    }
+
+    /// Which prompt is written at the end.
+    enum Keep: String, ExpressibleByArgument, CaseIterable {
+        case best, last
+    }
+
+    @OptionGroup var modelOption: ModelOption
 
     @Option(help: "Training data (JSONL).")
     var data: String
@@ -36,14 +45,14 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the learned prompt: .sprompt (default format), or .npy, .npz, .gguf (adapter), .safetensors, a PEFT directory.")
     var out: String?
 
-    @Option(help: "Name of the task inside the prompt file (default: the output file's base name).")
+    @Option(help: "Name of the learned prompt, in --out and in --bank (default: --out's task part, model.TASK.sprompt → TASK).")
     var name: String?
 
-    @Option(help: "Add the learned prompt to this prompt bank (.sprompt; created when absent) under --task.")
+    @Option(help: "Add the learned prompt to this prompt bank (.sprompt; created when absent) under --name.")
     var bank: String?
 
-    @Option(help: "The prompt's name in --bank.")
-    var task: String?
+    @Option(name: .customLong("task"), help: .hidden)
+    var legacyTask: String?
 
     @Flag(help: "With --bank: replace a prompt of the same name.")
     var replace = false
@@ -54,8 +63,8 @@ struct Train: ParsableCommand {
     @Option(help: "Virtual tokens (soft-prompt length).")
     var tokens = 20
 
-    @Option(help: "Initialisation: random, vocab, text, labels.")
-    var `init` = "vocab"
+    @Option(help: "Initialisation: random vectors, random vocabulary embeddings, --init-text's tokens, or the labels' tokens.")
+    var `init` = Initialization.vocab
 
     @Option(help: "Text whose token embeddings start the prompt (--init text).")
     var initText: String?
@@ -69,8 +78,8 @@ struct Train: ParsableCommand {
     @Option(help: "Linear warmup steps.")
     var warmup = 10
 
-    @Option(help: "Decay after warmup: cosine, linear, constant.")
-    var schedule = "cosine"
+    @Option(help: "Decay after warmup.")
+    var schedule = LearningRateDecay.cosine
 
     @Option(help: "Learning rate at the last step.")
     var minLr = 0.0
@@ -100,7 +109,7 @@ struct Train: ParsableCommand {
     var evalEvery: Int?
 
     @Option(help: "Which prompt to write: best (by the --eval metric, ties broken by loss) or last.")
-    var keep = "best"
+    var keep = Keep.best
 
     @Option(help: "Stop after N evaluations without improvement (0: never).")
     var patience = 0
@@ -123,18 +132,19 @@ struct Train: ParsableCommand {
     @Option(help: "With --dry-run: write the first batch's gradient d(loss)/d(prompt) as .npy [tokens, width].")
     var dumpGradient: String?
 
-    @Option(help: "Store the prompt as f32, f16 or bf16.")
-    var dtype = "f32"
+    @Option(help: "Storage type of the written prompt.")
+    var dtype = PromptDType.f32
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var output: JSONOption
 
-    @Flag(help: "Print the final summary as JSON on stdout.")
-    var json = false
+    var threads: Int { threadsOption.threads }
+    var json: Bool { output.json }
 
-    func validate() throws {
+    mutating func validate() throws {
+        name = try Deprecation.merge(legacyTask, as: "train --task NAME (the bank entry's name)", into: name, newName: "--name NAME")
         if !dryRun && out == nil && bank == nil { throw ValidationError("--out or --bank is required (or --dry-run)") }
-        if (bank == nil) != (task == nil) { throw ValidationError("--bank and --task go together") }
+        if bank != nil && out == nil && name == nil { throw ValidationError("--bank needs --name (the prompt's name in the bank)") }
         if replace && bank == nil { throw ValidationError("--replace goes with --bank") }
         if let bank, PromptFormat.detect(path: bank) != .sprompt { throw ValidationError("--bank \(bank): a bank is a .sprompt file") }
         if let out, PromptFormat.detect(path: out) == nil {
@@ -142,26 +152,24 @@ struct Train: ParsableCommand {
         }
         if dumpGradient != nil && !dryRun { throw ValidationError("--dump-gradient goes with --dry-run") }
         if tokens < 1 || tokens > 4096 { throw ValidationError("--tokens must be in 1...4096") }
-        if batch < 1 || accumulate < 1 || threads < 1 { throw ValidationError("--batch, --accumulate and --threads must be at least 1") }
+        if batch < 1 || accumulate < 1 { throw ValidationError("--batch and --accumulate must be at least 1") }
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let epochs, !(epochs > 0) { throw ValidationError("--epochs must be positive") }
         if !(lr > 0) || minLr < 0 || weightDecay < 0 || clip < 0 || warmup < 0 || patience < 0 || checkpointEvery < 0 {
             throw ValidationError("--lr must be positive; --min-lr, --weight-decay, --clip, --warmup, --patience, --checkpoint-every at least 0")
         }
-        if LearningRateDecay(rawValue: schedule) == nil { throw ValidationError("--schedule must be cosine, linear or constant") }
-        if !["random", "vocab", "text", "labels"].contains(`init`) { throw ValidationError("--init must be random, vocab, text or labels") }
-        if `init` == "text" && initText == nil { throw ValidationError("--init text needs --init-text") }
-        if initText != nil && `init` != "text" { throw ValidationError("--init-text goes with --init text") }
-        if !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
-        if !["best", "last"].contains(keep) { throw ValidationError("--keep must be best or last") }
+        if `init` == .text && initText == nil { throw ValidationError("--init text needs --init-text") }
+        if initText != nil && `init` != .text { throw ValidationError("--init-text goes with --init text") }
         if let evalLimit, evalLimit < 1 { throw ValidationError("--eval-limit must be at least 1") }
         if patience > 0 && evalData == nil { throw ValidationError("--patience needs --eval") }
         _ = try PromptTemplate(template)
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        let loaded = try LoadedModel.load(modelOption.model)
+        // The prompt's name in --out and --bank.
+        let task = name ?? out.map(taskName)
         let llama = loaded.llama
         let C = llama.config.hiddenSize
         // A bank that cannot take the result refuses before any training (checked again when adding).
@@ -184,7 +192,7 @@ struct Train: ParsableCommand {
         config.seed = seed
         config.learningRate = lr
         config.warmupSteps = warmup
-        config.decay = LearningRateDecay(rawValue: schedule)!
+        config.decay = schedule
         config.minLearningRate = minLr
         config.weightDecay = weightDecay
         config.clipNorm = clip
@@ -200,10 +208,10 @@ struct Train: ParsableCommand {
             config.initialization = .vectors(try PromptStore.read(initFrom, width: C).vectors)
         } else {
             switch `init` {
-            case "random": config.initialization = .random
-            case "text": config.initialization = .text(initText!)
-            case "labels": config.initialization = .labels(trainSet.labels)
-            default: config.initialization = .vocab
+            case .random: config.initialization = .random
+            case .text: config.initialization = .text(initText!)
+            case .labels: config.initialization = .labels(trainSet.labels)
+            case .vocab: config.initialization = .vocab
             }
         }
         let initial = try config.initialization.vectors(tokens: tokens, model: llama, tokenizer: loaded.tokenizer, seed: seed)
@@ -213,8 +221,8 @@ struct Train: ParsableCommand {
         let longest = trainEncoded.map { $0.context.count + $0.output.count }.max()!
         let meanRow = Double(trainEncoded.reduce(0) { $0 + $1.context.count + $1.output.count }) / Double(trainEncoded.count)
         Output.error("train: \(trainSet.examples.count) rows (\(Output.fixed(meanRow, 1)) tokens on average, at most \(longest)) + \(tokens) virtual tokens; "
-                     + "eval: \(evalEncoded.count) rows; \(config.steps) steps of \(batch)×\(accumulate); lr \(lr) \(schedule); "
-                     + "init \(initFrom.map { "from \($0)" } ?? `init`); seed \(seed); \(threads) threads")
+                     + "eval: \(evalEncoded.count) rows; \(config.steps) steps of \(batch)×\(accumulate); lr \(lr) \(schedule.rawValue); "
+                     + "init \(initFrom.map { "from \($0)" } ?? `init`.rawValue); seed \(seed); \(threads) threads")
 
         if dryRun {
             let r = try trainer.firstBatchGradient()
@@ -256,9 +264,9 @@ struct Train: ParsableCommand {
         if let logJson { try writeLog(trainer, config: config, extra: extra, to: logJson) }
 
         let state = trainer.state
-        let prompt = keep == "last" ? state.prompt : selected
+        let prompt = keep == .last ? state.prompt : selected
         var metrics: JSONObject = [:]
-        let keptEval = keep == "last" ? state.evals.last.flatMap { $0.step == state.step ? $0 : nil }
+        let keptEval = keep == .last ? state.evals.last.flatMap { $0.step == state.step ? $0 : nil }
                                       : state.evals.first(where: { $0.step == state.bestStep && $0.improved })
         if let best = keptEval {
             metrics["eval_step"] = .int(Int64(best.step))
@@ -273,7 +281,7 @@ struct Train: ParsableCommand {
             "model_file": .string(basename(loaded.path)),
             "train_data": .string(data), "train_sha256": .string(trainSet.sha256),
             "train_rows": .int(Int64(trainSet.examples.count)),
-            "steps": .int(Int64(state.step)), "best_step": .int(Int64(state.bestStep)), "kept": .string(keep),
+            "steps": .int(Int64(state.step)), "best_step": .int(Int64(state.bestStep)), "kept": .string(keep.rawValue),
             "stopped_early": .bool(state.stoppedEarly),
             "positions": .int(Int64(state.positions)), "train_seconds": .double(state.seconds),
             "threads": .int(Int64(threads)),
@@ -283,11 +291,11 @@ struct Train: ParsableCommand {
         if let evalSet { provenance["eval_data"] = .string(evalSet.path); provenance["eval_sha256"] = .string(evalSet.sha256) }
         if let initFrom { provenance["init_from"] = .string(initFrom) }
         if let out {
-            try PromptStore.write(prompt, width: C, to: out, name: name ?? taskName(out), dtype: dtype, template: template,
+            try PromptStore.write(prompt, width: C, to: out, name: task!, dtype: dtype.rawValue, template: template,
                                   provenance: provenance, metrics: metrics, model: loaded)
         }
         if let bank, let task {
-            let learned = SoftPrompt(name: task, vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
+            let learned = SoftPrompt(name: task, vectors: prompt, width: C, dtype: dtype,
                                      template: template, provenance: provenance, metrics: metrics)
             let (notes, replaced) = try Bank.wrap { () throws(SpromptError) in
                 try PromptBank.update(path: bank) { (file: inout PromptFile?) throws(SpromptError) in
@@ -306,7 +314,7 @@ struct Train: ParsableCommand {
             print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
         } else {
             let at = metrics["eval_step"]?.intValue ?? Int64(state.step)
-            let summary = metrics["eval_accuracy"].map { "\(keep) prompt (step \(at)): eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)); " } ?? "\(keep) prompt; "
+            let summary = metrics["eval_accuracy"].map { "\(keep.rawValue) prompt (step \(at)): eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)); " } ?? "\(keep.rawValue) prompt; "
             print("wrote \([out, bank.map { "\($0):\(task!)" }].compactMap { $0 }.joined(separator: " and ")): \(summary)\(state.step) steps, \(Output.fixed(tokensPerSecond, 1)) tokens/s")
         }
     }

@@ -9,17 +9,18 @@ struct Validate: ParsableCommand {
         abstract: "Check a soft prompt against a model: integrity, shape, fingerprint, tokenizer, context, values.",
         discussion: """
             Each check passes, warns or fails, with its reason. The exit status is 0 when all pass, 1 when one \
-            warns and none fails, 2 when one fails. --data FILE adds a behavioural check: the task metric \
+            warns and none fails, 2 when one fails, 3 when the check cannot run (a missing file, an unreadable \
+            model), 64 for a usage error. --data FILE adds a behavioural check: the task metric \
             (accuracy for rows with choices, else exact match) with the prompt and with no prompt on FILE, \
             compared with the eval metric stored in the prompt: fail below no prompt, warn when it drops more \
             than --tolerance plus twice the binomial noise below the stored value.
             """)
 
-    @Option(name: [.short, .customLong("model")], help: "The model (default: $SOFTPROMPT_MODEL or the default model).")
-    var model: String?
+    @OptionGroup var modelOption: ModelOption
+    @OptionGroup var selection: PromptSelection
 
-    @Argument(help: "The prompt: FILE.sprompt, or FILE.sprompt:TASK for one prompt of a bank.")
-    var prompt: String
+    @Argument(help: .hidden)
+    var legacyPrompt: String?
 
     @Option(help: "Task rows (JSONL) for the behavioural check.")
     var data: String?
@@ -30,20 +31,25 @@ struct Validate: ParsableCommand {
     @Option(help: "Accepted drop of the metric below the stored one, beyond noise (fraction).")
     var tolerance = 0.05
 
-    @Option(name: [.short, .customLong("threads")], help: "Threads.")
-    var threads = 2
+    @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var output: JSONOption
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
+    var threads: Int { threadsOption.threads }
 
-    func validate() throws {
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    mutating func validate() throws {
+        try selection.adopt(legacy: legacyPrompt, command: "validate")
+        if !selection.isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if !(tolerance >= 0 && tolerance <= 1) { throw ValidationError("--tolerance must be in [0, 1]") }
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(model)
+        // A missing file is a runtime error (exit 3), not a failed check (exit 2): a script can tell them apart.
+        if let given = selection.prompt, !fileExists(PromptStore.split(given).path) {
+            throw CLIError("\(PromptStore.split(given).path): no such file")
+        }
+        let loaded = try LoadedModel.load(modelOption.model)
+        let prompt = try selection.spec { loaded.path }!
         let (path, task) = PromptStore.split(prompt)
         var validator = PromptValidator(model: loaded.llama, tokenizer: loaded.tokenizer)
         validator.tolerance = tolerance
@@ -51,7 +57,7 @@ struct Validate: ParsableCommand {
         if let data {
             report.checks.append(try behaviour(validator, report: report, path: path, task: task, data: data, loaded: loaded))
         }
-        if json {
+        if output.json {
             var o = report.json
             o["model"] = .string(loaded.path)
             o["file"] = .string(path)

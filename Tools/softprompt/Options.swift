@@ -1,0 +1,129 @@
+import ArgumentParser
+import GGUF
+import Llama
+import PromptTuning
+import Quants
+import SoftPrompt
+
+// The option groups and value types every subcommand shares: one name, one meaning (README, "CLI grammar").
+
+/// `-m/--model`: the model a command runs or reads.
+struct ModelOption: ParsableArguments {
+    @Option(name: [.short, .customLong("model")],
+            help: "The model: a .gguf file or a Hugging Face directory (default: $SOFTPROMPT_MODEL, else the default model).")
+    var model: String?
+}
+
+/// `-t/--threads`: one thread count, an integer in every command (`bench --threads-list` sweeps several).
+struct ThreadsOption: ParsableArguments {
+    @Option(name: [.short, .customLong("threads")], help: "Threads for the matrix products.")
+    var threads = 2
+
+    mutating func validate() throws {
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+}
+
+/// `--prompt FILE[:TASK]` and `--task NAME`: which soft prompt a command reads.
+///
+/// `--task` has one meaning everywhere: it *selects* a prompt by its task name — prompt NAME of the
+/// `--prompt` file (as `FILE:NAME` does), or, without `--prompt`, the prompt stored beside the model as
+/// `MODEL_BASENAME.NAME.sprompt`. The name a written prompt gets is `--name`.
+struct PromptSelection: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "The soft prompt: a .sprompt, .npy, .npz, .gguf adapter, .safetensors file or PEFT directory; FILE:TASK picks one prompt of a bank (.sprompt, .npz).",
+        valueName: "file[:task]"))
+    var prompt: String?
+
+    @Option(help: ArgumentHelp(
+        "The task: picks prompt TASK of the --prompt bank; without --prompt, the prompt stored beside the model as MODEL_BASENAME.TASK.sprompt.",
+        valueName: "task"))
+    var task: String?
+
+    mutating func validate() throws {
+        if let prompt, task != nil {
+            let (path, inline) = PromptStore.split(prompt)
+            if inline != nil { throw ValidationError("give the task once: --prompt FILE:TASK or --prompt FILE --task TASK") }
+            if !(path.hasSuffix(".sprompt") || path.hasSuffix(".npz")) {
+                throw ValidationError("--task picks a prompt of a bank (.sprompt, .npz); \(path) holds one prompt")
+            }
+        }
+    }
+
+    /// Whether a prompt was chosen at all.
+    var isGiven: Bool { prompt != nil || task != nil }
+
+    /// `FILE[:TASK]` to read: `--prompt` with `--task` appended, else the prompt beside `modelPath()`, else nil.
+    /// - Throws: `CLIError` when `--task` names no prompt beside the model.
+    func spec(modelPath: () throws -> String) throws -> String? {
+        if let prompt { return task.map { prompt + ":" + $0 } ?? prompt }
+        guard let task else { return nil }
+        return try PromptStore.besideModel(try modelPath(), task: task)
+    }
+
+    /// Takes a prompt given the old way (a positional argument) and notes the deprecation.
+    mutating func adopt(legacy: String?, command: String) throws {
+        guard let legacy else { return }
+        Deprecation.note("\(command) PROMPT (a positional argument)", use: "\(command) --prompt PROMPT")
+        if prompt != nil { throw ValidationError("give the prompt once: --prompt FILE (the positional form is deprecated)") }
+        prompt = legacy
+        try validate()
+    }
+}
+
+/// `--json`: the result as one JSON document on stdout (for scripts).
+struct JSONOption: ParsableArguments {
+    @Flag(help: "Print the result as JSON on stdout.")
+    var json = false
+}
+
+/// Notes on stderr for spellings kept for one version.
+enum Deprecation {
+    /// Prints `softprompt: OLD is deprecated; use NEW`.
+    static func note(_ old: String, use new: String) {
+        Output.error("softprompt: \(old) is deprecated; use \(new)")
+    }
+
+    /// Moves a value given under an old name into the new option (nil when neither was given).
+    /// - Throws: `ValidationError` when both names were given.
+    static func merge<T>(_ old: T?, as oldName: String, into new: T?, newName: String) throws -> T? {
+        guard let old else { return new }
+        note(oldName, use: newName)
+        if new != nil { throw ValidationError("give \(newName) once (\(oldName) is its deprecated spelling)") }
+        return old
+    }
+}
+
+// MARK: - Closed sets as ArgumentParser values (their values are listed in --help)
+
+extension PromptDType: ExpressibleByArgument {}
+extension PromptFormat: ExpressibleByArgument {}
+extension LearningRateDecay: ExpressibleByArgument {}
+extension ModelConversion.WeightType: ExpressibleByArgument {}
+
+/// A chat template family (`--chat-template`), one of the presets the library knows.
+struct ChatTemplateName: ExpressibleByArgument {
+    var name: String
+    init?(argument: String) {
+        guard ChatTemplate.presetNames.contains(argument) else { return nil }
+        name = argument
+    }
+    static var allValueStrings: [String] { ChatTemplate.presetNames }
+}
+
+/// A ggml tensor type that can be written (`attach --dtype`), or `keep`.
+struct EmbeddingDType: ExpressibleByArgument {
+    /// nil: keep the model's type.
+    var type: GGMLType?
+    init(type: GGMLType?) { self.type = type }
+    init?(argument: String) {
+        if argument == "keep" { type = nil; return }
+        guard let type = GGMLType.allCases.first(where: { $0.name.lowercased() == argument.lowercased() }),
+              Quantization.encoder(for: type) != nil else { return nil }
+        self.type = type
+    }
+    static var allValueStrings: [String] {
+        ["keep"] + GGMLType.allCases.filter { Quantization.encoder(for: $0) != nil }.map { $0.name.lowercased() }
+    }
+    var defaultValueDescription: String { type?.name.lowercased() ?? "keep" }
+}
