@@ -3,8 +3,8 @@ import HummingbirdCore
 import NIOCore
 import Llama
 import Logging
-import PromptTuning
 import ServiceLifecycle
+import SoftPrompt
 import UnixSignals
 import Synchronization
 import TensorIO

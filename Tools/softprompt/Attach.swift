@@ -55,9 +55,10 @@ struct Attach: ParsableCommand {
         if format == "gguf" && loaded.gguf == nil {
             throw ValidationError("a Hugging Face model bakes into a Hugging Face directory (--to hf)")
         }
-        let (path, name) = PromptStore.split(prompt)
-        let file = try PromptFile.read(path: path)
-        let soft = try file.prompt(named: name)
+        let reference = PromptReference(parsing: prompt)
+        let path = reference.path
+        let file = try reference.readFile(width: loaded.llama.config.hiddenSize)
+        let soft = try reference.prompt(in: file)
         if let stored = file.model, !force,
            case .different(let why) = stored.compare(to: try ModelFingerprint(model: loaded.llama, tokenizer: loaded.tokenizer)) {
             throw CLIError("\(path) was trained for another model (\(why)); --force bakes it anyway")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Llama
 import SoftPrompt
 import TensorIO
 
@@ -53,7 +54,8 @@ struct Convert: ParsableCommand {
             guard let value = PromptDType(rawValue: text.lowercased()) else { throw ValidationError("unknown --dtype '\(text)' (f32, f16, bf16)") }
             return value
         }
-        let (path, task) = PromptStore.split(input)
+        let reference = PromptReference(parsing: input)
+        let (path, task) = (reference.path, reference.task)
         do {
             var file = try PromptConversion.read(path: path, format: inFormat)
             if let task { file.prompts = [try file.prompt(named: task)] }
@@ -62,7 +64,7 @@ struct Convert: ParsableCommand {
                 file.prompts[0].name = name
             }
             if let template {
-                guard template.contains("{input}") else { throw ValidationError("--template must contain {input}") }
+                guard PromptTemplate.isValid(template) else { throw ValidationError("--template must contain {input}") }
                 for i in file.prompts.indices { file.prompts[i].template = template }
             }
             if let storage { for i in file.prompts.indices { file.prompts[i].dtype = storage } }

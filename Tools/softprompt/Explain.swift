@@ -66,13 +66,9 @@ struct Explain: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel.load(model)
         let C = loaded.llama.config.hiddenSize
-        let (path, task) = PromptStore.split(prompt)
-        let file: PromptFile
-        do { file = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
-        let soft = try file.prompt(named: task)
-        guard soft.width == C else {
-            throw CLIError("\(prompt): prompt '\(soft.name)' is \(soft.tokens) × \(soft.width); the model's embedding width is \(C)")
-        }
+        let reference = PromptReference(parsing: prompt)
+        let file = try reference.readFile(width: C)
+        let soft = try reference.prompt(in: file)
         var notes: [String] = []
 
         // The rows to score: --data, else the provenance's eval file when it is still the same file.
@@ -92,12 +88,13 @@ struct Explain: ParsableCommand {
                 notes.append("No --data: the projection's metric and the ablations (sections 2 and 3) are skipped.")
             }
         }
-        let templateText = template ?? soft.template ?? "{input}"
+        let promptTemplate = try PromptTemplate(stored: template ?? soft.template)
+        let templateText = promptTemplate.text
         var encoded: [EncodedExample]?
         if let dataPath {
             var dataset = try TaskDataset.load(path: dataPath)
             if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-            let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(templateText))
+            let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: promptTemplate)
             encoded = dataset.examples.map(encoder.encode)
         }
         let bank = file.prompts.map { BankPrompt(name: $0.name, vectors: $0.vectors, width: $0.width) }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import GGUF
 import Llama
-import PromptTuning
+import SoftPrompt
 import TensorIO
 import Tokenizers
 
@@ -101,10 +101,11 @@ struct Generate: ParsableCommand {
             var leading: [Float] = []
             var prefixKey: PrefixCache.Key?
             var text = self.text
-            if let spec = try prompt ?? task.map({ try PromptStore.besideModel(loaded.path, task: $0) }) {
-                let soft = try PromptStore.read(spec, width: llama.config.hiddenSize)
+            if let reference = try prompt.map(PromptReference.init(parsing:))
+                ?? task.map({ (t) throws(PromptReferenceError) in try PromptReference.besideModel(loaded.path, task: t) }) {
+                let soft = try reference.read(width: llama.config.hiddenSize)
                 leading = soft.vectors
-                prefixKey = PrefixCache.Key(task: soft.name ?? spec, vectorsSHA256: soft.vectorsSHA256)
+                prefixKey = PrefixCache.Key(task: soft.name, vectorsSHA256: soft.vectorsSHA256)
                 if !noTemplate, let stored = soft.template, let input = text {
                     text = try PromptTemplate(stored).render(input)
                     Output.error("rendered through the prompt's template \(stored.debugDescription)")

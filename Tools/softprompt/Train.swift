@@ -165,7 +165,7 @@ struct Train: ParsableCommand {
         let llama = loaded.llama
         let C = llama.config.hiddenSize
         // A bank that cannot take the result refuses before any training (checked again when adding).
-        let fingerprint = try bank.map { _ in try ModelFingerprint(model: llama, tokenizer: loaded.tokenizer) }
+        let fingerprint = try (bank ?? out).map { _ in try ModelFingerprint(model: llama, tokenizer: loaded.tokenizer) }
         if let bank, let task, let fingerprint, !dryRun {
             let notes = try Bank.wrap { () throws(SpromptError) in
                 let current = fileExists(bank) ? try PromptFile.read(path: bank) : nil
@@ -197,7 +197,7 @@ struct Train: ParsableCommand {
         config.checkpointEvery = dryRun ? 0 : checkpointEvery
         config.threads = threads
         if let initFrom {
-            config.initialization = .vectors(try PromptStore.read(initFrom, width: C).vectors)
+            config.initialization = .vectors(try PromptReference(parsing: initFrom).read(width: C).vectors)
         } else {
             switch `init` {
             case "random": config.initialization = .random
@@ -283,8 +283,10 @@ struct Train: ParsableCommand {
         if let evalSet { provenance["eval_data"] = .string(evalSet.path); provenance["eval_sha256"] = .string(evalSet.sha256) }
         if let initFrom { provenance["init_from"] = .string(initFrom) }
         if let out {
-            try PromptStore.write(prompt, width: C, to: out, name: name ?? taskName(out), dtype: dtype, template: template,
-                                  provenance: provenance, metrics: metrics, model: loaded)
+            // The format follows the name: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.
+            let learned = SoftPrompt(name: name ?? taskName(out), vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
+                                     template: template, provenance: provenance, metrics: metrics)
+            try PromptConversion.write(PromptFile(model: fingerprint, prompts: [learned]), to: out)
         }
         if let bank, let task {
             let learned = SoftPrompt(name: task, vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
