@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
         .library(name: "SoftPrompt", targets: ["SoftPrompt"]),
         .library(name: "PromptTuning", targets: ["PromptTuning"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
@@ -53,10 +54,11 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
+        .target(name: "ChatTemplates", dependencies: ["GGUF"]),
         .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
         .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama", "SoftPrompt"]),
         .target(name: "Serving",
-                dependencies: ["TensorIO", "Tokenizers", "Llama", "SoftPrompt",
+                dependencies: ["TensorIO", "Tokenizers", "Llama", "ChatTemplates", "SoftPrompt",
                                .product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "HummingbirdCore", package: "hummingbird"),
                                .product(name: "NIOCore", package: "swift-nio"),
@@ -66,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt", "PromptTuning", "Serving",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "ChatTemplates", "SoftPrompt", "PromptTuning", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,7 +95,8 @@ let package = Package(
         .testTarget(name: "MalformedCorpusTests",
                     dependencies: ["GGUF", "Safetensors", "SoftPrompt", "PromptTuning", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "ServingTests",
-                    dependencies: ["Serving", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
+                    dependencies: ["Serving", "ChatTemplates", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "GGUF", "TensorIO", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

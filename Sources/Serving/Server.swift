@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import ChatTemplates
 import Llama
 import Logging
 import ServiceLifecycle

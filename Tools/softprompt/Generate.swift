@@ -1,5 +1,6 @@
 import ArgumentParser
 import GGUF
+import ChatTemplates
 import Llama
 import SoftPrompt
 import TensorIO

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import GGUF
+import ChatTemplates
 import Llama
 import Serving
 import UnixSignals
