@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Llama", targets: ["Llama"]),
         .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
+        .library(name: "ModelConversion", targets: ["ModelConversion"]),
         .library(name: "SoftPrompt", targets: ["SoftPrompt"]),
         .library(name: "PromptTuning", targets: ["PromptTuning"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
@@ -55,7 +56,9 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
         .target(name: "ChatTemplates", dependencies: ["GGUF"]),
-        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
+        .target(name: "ModelConversion", dependencies: ["TensorIO", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
+        .target(name: "SoftPrompt",
+                dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama", "ModelConversion"]),
         .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama", "SoftPrompt"]),
         .target(name: "Serving",
                 dependencies: ["TensorIO", "Tokenizers", "Llama", "ChatTemplates", "SoftPrompt",
@@ -68,7 +71,8 @@ let package = Package(
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "ChatTemplates", "SoftPrompt", "PromptTuning", "Serving",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "ChatTemplates", "ModelConversion",
+                "SoftPrompt", "PromptTuning", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -97,6 +101,8 @@ let package = Package(
         .testTarget(name: "ServingTests",
                     dependencies: ["Serving", "ChatTemplates", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "GGUF", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ModelConversionTests",
+                    dependencies: ["ModelConversion", "Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import GGUF
+import Llama
 import Quants
 import Safetensors
 import TensorIO
@@ -454,7 +455,7 @@ public enum ModelConversion {
             let first = start
             let tasks = max(1, min(count, threads * 4))
             let per = (count + tasks - 1) / tasks
-            parallelFor(tasks, threads: threads) { task in
+            parallelChunks(tasks, threads: threads) { task in
                 let floats = UnsafeMutablePointer<Float>(bitPattern: floatAddress)!
                 let encoded = UnsafeMutableRawPointer(bitPattern: encodedAddress)!
                 let failures = UnsafeMutablePointer<Int32>(bitPattern: failureAddress)!
