@@ -46,7 +46,7 @@ let package = Package(
         .systemLibrary(
             name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
             providers: [.apt(["libjson-c-dev"])]),
-        .target(name: "TensorIO", dependencies: ["CJSONC", "CZstd"]),
+        .target(name: "TensorIO", dependencies: ["CJSONC"]),
         .target(name: "Quants", dependencies: ["TensorIO"]),
         .target(name: "CKernels", exclude: ["avx2_q8.inc"], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Kernels", dependencies: ["CKernels", "Quants", "TensorIO"]),
