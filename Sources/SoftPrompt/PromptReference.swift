@@ -47,6 +47,17 @@ public struct PromptReference: Sendable, Equatable, CustomStringConvertible {
         ModelLocator.stem(modelPath) + "." + task + ".sprompt"
     }
 
+    /// The task a prompt file's name implies, the inverse of `besideModelPath`: the last dot-separated
+    /// part of the file name before a `.sprompt` or `.npy` extension (`DIR/model.sentiment.sprompt` →
+    /// `sentiment`; `DIR/init.npy` → `init`).
+    public static func taskName(ofFile path: String) -> String {
+        var base = Substring(path)
+        while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
+        base = base.split(separator: "/").last ?? base
+        for ext in [".sprompt", ".npy"] where base.hasSuffix(ext) { base.removeLast(ext.count) }
+        return String(base.split(separator: ".").last ?? base)
+    }
+
     /// The prompt kept beside a model for `task`, which must exist.
     /// - Throws: `PromptReferenceError.Kind.notFound` naming the path looked at.
     public static func besideModel(_ modelPath: String, task: String) throws(PromptReferenceError) -> PromptReference {

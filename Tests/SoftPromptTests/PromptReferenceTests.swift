@@ -41,6 +41,7 @@ import Testing
     func namesThePromptBesideTheModel(model: String, beside: String, name: String) {
         #expect(PromptReference.besideModelPath(model, task: "qa") == beside)
         #expect(ModelLocator.name(model) == name)
+        #expect(PromptReference.taskName(ofFile: beside) == "qa")
     }
 
     @Test func besideModelFindsAnExistingFileAndNamesAMissingOne() throws {

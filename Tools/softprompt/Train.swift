@@ -284,7 +284,7 @@ struct Train: ParsableCommand {
         if let initFrom { provenance["init_from"] = .string(initFrom) }
         if let out {
             // The format follows the name: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.
-            let learned = SoftPrompt(name: name ?? taskName(out), vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
+            let learned = SoftPrompt(name: name ?? PromptReference.taskName(ofFile: out), vectors: prompt, width: C, dtype: PromptDType(rawValue: dtype)!,
                                      template: template, provenance: provenance, metrics: metrics)
             try PromptConversion.write(PromptFile(model: fingerprint, prompts: [learned]), to: out)
         }
@@ -334,13 +334,6 @@ func basename(_ path: String) -> String {
     var p = Substring(path)
     while p.hasSuffix("/") && p.count > 1 { p.removeLast() }
     return String(p.split(separator: "/").last ?? p)
-}
-
-/// The task name implied by a prompt file's name: `model.sentiment.sprompt` → `sentiment`.
-func taskName(_ path: String) -> String {
-    var base = basename(path)
-    for ext in [".sprompt", ".npy"] where base.hasSuffix(ext) { base.removeLast(ext.count) }
-    return String(base.split(separator: ".").last ?? Substring(base))
 }
 
 /// Progress on standard error: one rewritten line on a terminal, plain lines when piped.
