@@ -10,12 +10,17 @@ import PackageDescription
 ///   GGUF               GGUF reader / writer
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
-///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
-///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, validation, baking,
-///                      conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
-///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
+///   ChatTemplates      chat templates recognised from a model's Jinja template (or named), rendered natively
+///   Llama              llama-family inference and the training pass; loading GGUF files and Hugging Face
+///                      directories; finding the model to use (ModelLocator: --model, $SOFTPROMPT_MODEL, cache)
+///   ModelConversion    GGUF <-> Hugging Face directory conversion (with quantization)
+///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, templates ({input}),
+///                      prompt references (FILE[:TASK], MODEL.TASK.sprompt beside the model), static validation,
+///                      baking, conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
+///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator,
+///                      the behavioural validation check (metric with vs without the prompt)
 ///   Serving            continuous-batching engine over a prompt bank, OpenAI-compatible HTTP server (Hummingbird)
-///   softprompt (Tools) the command-line interface
+///   softprompt (Tools) the command-line interface: argument parsing and printing only
 let package = Package(
     name: "SoftPromptKit",
     products: [
