@@ -27,22 +27,15 @@ public enum ModelLocator {
     /// - Throws: `ModelLoadError` (`notFound`, `environmentNotFound`, `defaultMissing`) naming the path tried.
     public static func resolve(_ explicit: String?) throws(ModelLoadError) -> String {
         if let explicit {
-            guard fileExists(explicit) else { throw ModelLoadError(.notFound, explicit, "model not found") }
+            guard fileExists(explicit) else { throw .notFound(path: explicit) }
             return explicit
         }
         if let fromEnvironment = environmentValue("SOFTPROMPT_MODEL") {
-            guard fileExists(fromEnvironment) else {
-                throw ModelLoadError(.environmentNotFound, fromEnvironment, "SOFTPROMPT_MODEL names this path, which does not exist")
-            }
+            guard fileExists(fromEnvironment) else { throw .environmentNotFound(path: fromEnvironment) }
             return fromEnvironment
         }
         let path = defaultModelPath
-        guard fileExists(path) else {
-            throw ModelLoadError(.defaultMissing, path, """
-                no model given and the default model is not here.
-                Run Tools/scripts/bootstrap.sh to fetch it, or pass --model PATH / set SOFTPROMPT_MODEL.
-                """)
-        }
+        guard fileExists(path) else { throw .defaultMissing(path: path) }
         return path
     }
 
@@ -62,32 +55,37 @@ public enum ModelLocator {
     }
 }
 
-/// Why a model could not be found or loaded; `path` names the file or directory concerned.
-public struct ModelLoadError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
-        /// The path given explicitly does not exist.
-        case notFound
-        /// `$SOFTPROMPT_MODEL` names a path that does not exist.
-        case environmentNotFound
-        /// No model was given and the default model is not in the cache.
-        case defaultMissing
-        /// The path exists but does not load: GGUF, weights, configuration, tokenizer or memory.
-        case unreadable
-    }
+/// Why a model could not be found or loaded; every case names the file or directory concerned.
+public enum ModelLoadError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The path given explicitly does not exist.
+    case notFound(path: String)
+    /// `$SOFTPROMPT_MODEL` names a path that does not exist.
+    case environmentNotFound(path: String)
+    /// No model was given and the default model is not in the cache at `path`.
+    case defaultMissing(path: String)
+    /// The path exists but does not load (GGUF, weights, configuration, tokenizer or memory); `reason` is
+    /// the underlying reader's message, which may already start with the path.
+    case unreadable(path: String, reason: String)
 
-    public var kind: Kind
     /// The model file or directory concerned.
-    public var path: String
-    /// What went wrong (may already start with the path, as the underlying readers' messages do).
-    public var message: String
-
-    public init(_ kind: Kind, _ path: String, _ message: String) {
-        self.kind = kind
-        self.path = path
-        self.message = message
+    public var path: String {
+        switch self {
+        case .notFound(let path), .environmentNotFound(let path), .defaultMissing(let path), .unreadable(let path, _): path
+        }
     }
 
-    public var description: String { message.hasPrefix(path) ? message : "\(path): \(message)" }
+    public var description: String {
+        switch self {
+        case .notFound(let path): "\(path): model not found"
+        case .environmentNotFound(let path): "\(path): SOFTPROMPT_MODEL names this path, which does not exist"
+        case .defaultMissing(let path):
+            """
+            no model given and the default model is not at \(path).
+            Run Tools/scripts/bootstrap.sh to fetch it, or pass --model PATH / set SOFTPROMPT_MODEL.
+            """
+        case .unreadable(let path, let reason): reason.hasPrefix(path) ? reason : "\(path): \(reason)"
+        }
+    }
 }
 
 /// A model ready to run: the network, its tokenizer and (for GGUF files) the file.
@@ -108,7 +106,7 @@ public struct LoadedModel: Sendable {
 
     /// Loads a GGUF file or a Hugging Face directory (config.json, safetensors, tokenizer.json), and checks
     /// that one position's working memory fits.
-    /// - Throws: `ModelLoadError.Kind.unreadable` with the underlying reader's message.
+    /// - Throws: `ModelLoadError.unreadable` with the underlying reader's message.
     public init(path: String) throws(ModelLoadError) {
         do {
             let gguf = isDirectory(path) ? nil : try GGUFFile(path: path)
@@ -121,7 +119,7 @@ public struct LoadedModel: Sendable {
             self.llama = llama
             self.tokenizer = tokenizer
         } catch {
-            throw ModelLoadError(.unreadable, path, "\(error)")
+            throw .unreadable(path: path, reason: "\(error)")
         }
     }
 }

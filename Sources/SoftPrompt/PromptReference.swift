@@ -59,11 +59,11 @@ public struct PromptReference: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The prompt kept beside a model for `task`, which must exist.
-    /// - Throws: `PromptReferenceError.Kind.notFound` naming the path looked at.
+    /// - Throws: `PromptReferenceError.notFound` naming the path looked at.
     public static func besideModel(_ modelPath: String, task: String) throws(PromptReferenceError) -> PromptReference {
         let path = besideModelPath(modelPath, task: task)
         guard fileExists(path) else {
-            throw PromptReferenceError(.notFound, path, "no prompt for task '\(task)' beside the model \(modelPath)")
+            throw .notFound(path: path, looking: "no prompt for task '\(task)' beside the model \(modelPath)")
         }
         return PromptReference(path: path)
     }
@@ -85,52 +85,52 @@ public struct PromptReference: Sendable, Equatable, CustomStringConvertible {
     public func readFile(width: Int? = nil) throws(PromptReferenceError) -> PromptFile {
         let file: PromptFile
         do { file = try PromptConversion.read(path: path) } catch {
-            throw PromptReferenceError(fileExists(path) ? .unreadable : .notFound, path, error.message)
+            throw fileExists(path) ? .unreadable(path: path, reason: error.message) : .notFound(path: path, looking: error.message)
         }
         if let width { for prompt in file.prompts { try Self.check(prompt, width: width, path: path) } }
         return file
     }
 
     /// The prompt of `file` the reference names: the one called `task`, or the only one.
-    /// - Throws: `PromptReferenceError.Kind.promptNotFound` (no such task, or several prompts and no task).
+    /// - Throws: `PromptReferenceError.promptNotFound` (no such task, or several prompts and no task).
     public func prompt(in file: PromptFile) throws(PromptReferenceError) -> SoftPrompt {
         do { return try file.prompt(named: task) } catch {
-            throw PromptReferenceError(.promptNotFound, path, error.message)
+            throw .promptNotFound(path: path, reason: error.message)
         }
     }
 
     static func check(_ prompt: SoftPrompt, width: Int, path: String) throws(PromptReferenceError) {
         guard prompt.width == width else {
-            throw PromptReferenceError(.widthMismatch, path, "prompt '\(prompt.name)' is \(prompt.tokens) × \(prompt.width); "
-                                       + "the model's embedding width is \(width)")
+            throw .widthMismatch(path: path, prompt: prompt.name, tokens: prompt.tokens, width: prompt.width, modelWidth: width)
         }
     }
 }
 
-/// Why a referenced prompt could not be used; `path` names the file.
-public struct PromptReferenceError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
-        /// No file or directory at the path.
-        case notFound
-        /// The file exists but cannot be read as a prompt (format, corruption).
-        case unreadable
-        /// The file holds no prompt of the task's name, or several and no task was named.
-        case promptNotFound
-        /// A prompt's width differs from the model's embedding width.
-        case widthMismatch
-    }
+/// Why a referenced prompt could not be used; every case names the file.
+public enum PromptReferenceError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No file or directory at `path`; `looking` says what was looked for.
+    case notFound(path: String, looking: String)
+    /// The file exists but cannot be read as a prompt (format, corruption): the reader's message.
+    case unreadable(path: String, reason: String)
+    /// The file holds no prompt of the task's name, or several and no task was named.
+    case promptNotFound(path: String, reason: String)
+    /// A prompt's width differs from the model's embedding width.
+    case widthMismatch(path: String, prompt: String, tokens: Int, width: Int, modelWidth: Int)
 
-    public var kind: Kind
     /// The file or directory concerned.
-    public var path: String
-    /// What is wrong.
-    public var message: String
-
-    public init(_ kind: Kind, _ path: String, _ message: String) {
-        self.kind = kind
-        self.path = path
-        self.message = message
+    public var path: String {
+        switch self {
+        case .notFound(let path, _), .unreadable(let path, _), .promptNotFound(let path, _),
+             .widthMismatch(let path, _, _, _, _): path
+        }
     }
 
-    public var description: String { "\(path): \(message)" }
+    public var description: String {
+        switch self {
+        case .notFound(let path, let looking): "\(path): \(looking)"
+        case .unreadable(let path, let reason), .promptNotFound(let path, let reason): "\(path): \(reason)"
+        case .widthMismatch(let path, let prompt, let tokens, let width, let modelWidth):
+            "\(path): prompt '\(prompt)' is \(tokens) × \(width); the model's embedding width is \(modelWidth)"
+        }
+    }
 }

@@ -48,7 +48,7 @@ import Testing
         let dir = TestSupport.temporaryDirectory("beside")
         let model = dir + "/tiny.gguf"
         let expected = dir + "/tiny.qa.sprompt"
-        #expect(throws: PromptReferenceError(.notFound, expected, "no prompt for task 'qa' beside the model \(model)")) {
+        #expect(throws: PromptReferenceError.notFound(path: expected, looking: "no prompt for task 'qa' beside the model \(model)")) {
             try PromptReference.besideModel(model, task: "qa")
         }
         let prompt = SoftPrompt(name: "qa", vectors: [1, 2, 3, 4], width: 2, template: "Q: {input}")
@@ -70,20 +70,24 @@ import Testing
         // a bank of two needs a task; an unknown task is named
         for spec in [bank, bank + ":c"] {
             #expect { try PromptReference(parsing: spec).read(width: 2) } throws: { error in
-                (error as? PromptReferenceError).map { $0.kind == .promptNotFound && $0.path == bank } ?? false
+                guard case .promptNotFound(bank, _)? = error as? PromptReferenceError else { return false }
+                return true
             }
         }
         #expect { try PromptReference(parsing: bank + ":a").read(width: 3) } throws: { error in
             guard let e = error as? PromptReferenceError else { return false }
-            return e.kind == .widthMismatch && e.description == "\(bank): prompt 'a' is 2 × 2; the model's embedding width is 3"
+            return e == .widthMismatch(path: bank, prompt: "a", tokens: 2, width: 2, modelWidth: 3)
+                && e.description == "\(bank): prompt 'a' is 2 × 2; the model's embedding width is 3"
         }
         let missing = dir + "/missing.sprompt"
         #expect { try PromptReference(parsing: missing + ":a").read(width: 2) } throws: { error in
-            (error as? PromptReferenceError).map { $0.kind == .notFound && $0.description.hasPrefix(missing + ": ") } ?? false
+            guard case .notFound(missing, _)? = error as? PromptReferenceError else { return false }
+            return (error as? PromptReferenceError)?.description.hasPrefix(missing + ": ") == true
         }
         let garbage = try TestSupport.temporaryFile(Array("not a prompt".utf8), name: "bad.sprompt")
         #expect { try PromptReference(parsing: garbage).read(width: 2) } throws: { error in
-            (error as? PromptReferenceError).map { $0.kind == .unreadable && $0.path == garbage } ?? false
+            guard case .unreadable(garbage, _)? = error as? PromptReferenceError else { return false }
+            return true
         }
     }
 
@@ -97,15 +101,16 @@ import Testing
 
     @Test func locatorNamesAMissingExplicitModel() {
         let missing = TestSupport.temporaryDirectory("locator") + "/absent.gguf"
-        #expect(throws: ModelLoadError(.notFound, missing, "model not found")) { try ModelLocator.resolve(missing) }
-        #expect(throws: ModelLoadError.self) { try LoadedModel.load(missing) }
-        #expect(ModelLoadError(.notFound, missing, "model not found").description == missing + ": model not found")
+        #expect(throws: ModelLoadError.notFound(path: missing)) { try ModelLocator.resolve(missing) }
+        #expect(throws: ModelLoadError.notFound(path: missing)) { try LoadedModel.load(missing) }
+        #expect(ModelLoadError.notFound(path: missing).description == missing + ": model not found")
     }
 
     @Test func loadingAFileThatIsNoModelNamesIt() throws {
         let path = try TestSupport.temporaryFile(Array("GGUF but not really".utf8), name: "broken.gguf")
         #expect { try LoadedModel(path: path) } throws: { error in
-            (error as? ModelLoadError).map { $0.kind == .unreadable && $0.description.hasPrefix(path) } ?? false
+            guard case .unreadable(path, _)? = error as? ModelLoadError else { return false }
+            return (error as? ModelLoadError)?.description.hasPrefix(path + ": ") == true
         }
     }
 }

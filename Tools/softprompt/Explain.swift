@@ -74,17 +74,15 @@ struct Explain: ParsableCommand {
         // The rows to score: --data, else the provenance's eval file when it is still the same file.
         var dataPath = data
         if dataPath == nil {
-            if let named = soft.provenance["eval_data"]?.stringValue {
-                if !fileExists(named) {
-                    notes.append("No --data; the prompt's provenance names \(named), which is not found from here: sections 2 and 3 skipped.")
-                } else if let sha = soft.provenance["eval_sha256"]?.stringValue, !sha.isEmpty,
-                          try TaskDataset.load(path: named).sha256 != sha {
-                    notes.append("No --data; \(named) (named in the prompt's provenance) has changed since training: sections 2 and 3 skipped.")
-                } else {
-                    dataPath = named
-                    notes.append("No --data: using \(named), the eval file named in the prompt's provenance.")
-                }
-            } else {
+            switch try ProvenanceEvalData(of: soft) {
+            case .missing(let named):
+                notes.append("No --data; the prompt's provenance names \(named), which is not found from here: sections 2 and 3 skipped.")
+            case .changed(let named):
+                notes.append("No --data; \(named) (named in the prompt's provenance) has changed since training: sections 2 and 3 skipped.")
+            case .usable(let named):
+                dataPath = named
+                notes.append("No --data: using \(named), the eval file named in the prompt's provenance.")
+            case .none:
                 notes.append("No --data: the projection's metric and the ablations (sections 2 and 3) are skipped.")
             }
         }

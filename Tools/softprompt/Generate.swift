@@ -113,11 +113,7 @@ struct Generate: ParsableCommand {
                 }
             }
             if let embeddings {
-                let array = try NPY.read(path: embeddings)
-                guard array.shape.count == 2, array.shape[1] == llama.config.hiddenSize, let values = array.floats() else {
-                    throw CLIError("\(embeddings): expected a float [n, \(llama.config.hiddenSize)] array, found \(array.dtype.rawValue) \(array.shape)")
-                }
-                leading = values
+                leading = try PromptReference(path: embeddings).read(width: llama.config.hiddenSize).vectors
             }
             var request: GenerationPrompt
             if let ids {
