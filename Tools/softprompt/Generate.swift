@@ -178,6 +178,8 @@ struct Generate: ParsableCommand {
             throw CLIError("\(path): \(error.description)")
         } catch let error as ChatTemplateError {
             throw CLIError("\(error)")
+        } catch let error as PromptReferenceError {
+            throw CLIError(error.description)  // names the prompt file
         } catch let error as CLIError {
             throw error
         } catch {
