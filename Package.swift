@@ -10,12 +10,17 @@ import PackageDescription
 ///   GGUF               GGUF reader / writer
 ///   Safetensors        safetensors reader / writer, sharded index
 ///   Tokenizers         byte-level BPE and SentencePiece-style tokenizers (GGUF and tokenizer.json)
-///   Llama              llama-family inference; Hugging Face directories; GGUF <-> HF conversion
-///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, validation, baking,
-///                      conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
-///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator
+///   ChatTemplates      chat templates recognised from a model's Jinja template (or named), rendered natively
+///   Llama              llama-family inference and the training pass; loading GGUF files and Hugging Face
+///                      directories; finding the model to use (ModelLocator: --model, $SOFTPROMPT_MODEL, cache)
+///   ModelConversion    GGUF <-> Hugging Face directory conversion (with quantization)
+///   SoftPrompt         the .sprompt sidecar format (prompt banks), the model fingerprint, templates ({input}),
+///                      prompt references (FILE[:TASK], MODEL.TASK.sprompt beside the model), static validation,
+///                      baking, conversion to/from PEFT, GGUF adapters, .npy/.npz and safetensors
+///   PromptTuning       datasets, encoder, initialisation, AdamW + schedules, trainer, checkpoints, evaluator,
+///                      the behavioural validation check (metric with vs without the prompt)
 ///   Serving            continuous-batching engine over a prompt bank, OpenAI-compatible HTTP server (Hummingbird)
-///   softprompt (Tools) the command-line interface
+///   softprompt (Tools) the command-line interface: argument parsing and printing only
 let package = Package(
     name: "SoftPromptKit",
     products: [
@@ -26,6 +31,8 @@ let package = Package(
         .library(name: "Safetensors", targets: ["Safetensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
+        .library(name: "ModelConversion", targets: ["ModelConversion"]),
         .library(name: "SoftPrompt", targets: ["SoftPrompt"]),
         .library(name: "PromptTuning", targets: ["PromptTuning"]),
         .executable(name: "softprompt", targets: ["softprompt"]),
@@ -44,7 +51,7 @@ let package = Package(
         .systemLibrary(
             name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
             providers: [.apt(["libjson-c-dev"])]),
-        .target(name: "TensorIO", dependencies: ["CJSONC", "CZstd"]),
+        .target(name: "TensorIO", dependencies: ["CJSONC"]),
         .target(name: "Quants", dependencies: ["TensorIO"]),
         .target(name: "CKernels", exclude: ["avx2_q8.inc"], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Kernels", dependencies: ["CKernels", "Quants", "TensorIO"]),
@@ -53,10 +60,13 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorIO"]),
         .target(name: "Tokenizers", dependencies: ["TensorIO", "GGUF"]),
         .target(name: "Llama", dependencies: ["TensorIO", "Quants", "Kernels", "GGUF", "Safetensors", "Tokenizers"]),
-        .target(name: "SoftPrompt", dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
-        .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama"]),
+        .target(name: "ChatTemplates", dependencies: ["GGUF"]),
+        .target(name: "ModelConversion", dependencies: ["TensorIO", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama"]),
+        .target(name: "SoftPrompt",
+                dependencies: ["TensorIO", "CZstd", "Quants", "GGUF", "Safetensors", "Tokenizers", "Llama", "ModelConversion"]),
+        .target(name: "PromptTuning", dependencies: ["TensorIO", "Safetensors", "Tokenizers", "Llama", "SoftPrompt"]),
         .target(name: "Serving",
-                dependencies: ["TensorIO", "Tokenizers", "Llama", "SoftPrompt", "PromptTuning",
+                dependencies: ["TensorIO", "Tokenizers", "Llama", "ChatTemplates", "SoftPrompt",
                                .product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "HummingbirdCore", package: "hummingbird"),
                                .product(name: "NIOCore", package: "swift-nio"),
@@ -66,7 +76,8 @@ let package = Package(
         .executableTarget(
             name: "softprompt",
             dependencies: [
-                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "SoftPrompt", "PromptTuning", "Serving",
+                "TensorIO", "Quants", "GGUF", "Safetensors", "Llama", "Kernels", "Tokenizers", "ChatTemplates", "ModelConversion",
+                "SoftPrompt", "PromptTuning", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,12 +100,15 @@ let package = Package(
                     dependencies: ["SoftPrompt", "Llama", "GGUF", "Quants", "Tokenizers", "TensorIO", "CZstd", "TestSupport"]),
         .testTarget(name: "ConvertTests",
                     dependencies: ["SoftPrompt", "Llama", "GGUF", "Safetensors", "Tokenizers", "TensorIO", "TestSupport"]),
-        .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
+        .testTarget(name: "PromptTuningTests", dependencies: ["PromptTuning", "SoftPrompt", "Llama", "Tokenizers", "TensorIO", "GGUF", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["SoftPrompt", "TensorIO", "TestSupport"]),
         .testTarget(name: "MalformedCorpusTests",
                     dependencies: ["GGUF", "Safetensors", "SoftPrompt", "PromptTuning", "Tokenizers", "TensorIO", "TestSupport"]),
         .testTarget(name: "ServingTests",
-                    dependencies: ["Serving", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
+                    dependencies: ["Serving", "ChatTemplates", "Llama", "SoftPrompt", "Tokenizers", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "GGUF", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ModelConversionTests",
+                    dependencies: ["ModelConversion", "Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "GGUF", "Safetensors", "Tokenizers", "Quants", "TensorIO", "TestSupport"]),
     ]
 )

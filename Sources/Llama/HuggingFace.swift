@@ -7,27 +7,27 @@ import TensorIO
 // The normative description is Formats/tensor-names.md.
 
 /// One weight of a llama-family model under its GGUF and Hugging Face names.
-struct TensorSpec: Sendable {
+package struct TensorSpec: Sendable {
     /// The GGUF name (`blk.3.attn_q.weight`).
-    let gguf: String
+    package let gguf: String
     /// The Hugging Face name (`model.layers.3.self_attn.q_proj.weight`).
-    let huggingFace: String
+    package let huggingFace: String
     /// The shape as Hugging Face (row-major) lists it: `[rows, cols]` for a matrix (a linear layer's
     /// `[out, in]`), `[count]` for a vector. GGUF lists the same dimensions reversed.
-    let shape: [Int]
+    package let shape: [Int]
     /// For the Q and K projections of llama and mistral (weights and biases): the head size whose
     /// rows are ordered differently in the two layouts (see `QKPermutation`); nil otherwise.
-    let permutedHeadSize: Int?
+    package let permutedHeadSize: Int?
 
-    var isMatrix: Bool { shape.count == 2 }
-    var rows: Int { shape[0] }
-    var cols: Int { shape.count == 2 ? shape[1] : 1 }
+    package var isMatrix: Bool { shape.count == 2 }
+    package var rows: Int { shape[0] }
+    package var cols: Int { shape.count == 2 ? shape[1] : 1 }
     /// The shape in ggml order, as GGUF stores it.
-    var ggufShape: [Int] { shape.reversed() }
+    package var ggufShape: [Int] { shape.reversed() }
 
     /// Every weight of a model with `config`, in GGUF file order: the token embedding, each block,
     /// the output norm, and the output head unless it is tied to the embedding.
-    static func all(for config: LlamaConfig) -> [TensorSpec] {
+    package static func all(for config: LlamaConfig) -> [TensorSpec] {
         let C = config.hiddenSize, D = config.headDim, F = config.intermediateSize
         let H = config.numAttentionHeads, Hkv = config.numKeyValueHeads, V = config.vocabSize
         let permuted = QKPermutation.applies(to: config.architecture) ? D : nil
@@ -59,7 +59,7 @@ struct TensorSpec: Sendable {
 
     /// Hugging Face tensors a loader skips: rotary tables some old checkpoints store (they are
     /// recomputed), and `lm_head.weight` when the configuration ties it to the embedding.
-    static func isIgnorableHuggingFaceTensor(_ name: String, config: LlamaConfig) -> Bool {
+    package static func isIgnorableHuggingFaceTensor(_ name: String, config: LlamaConfig) -> Bool {
         name.hasSuffix(".rotary_emb.inv_freq") || (config.tieWordEmbeddings && name == "lm_head.weight")
     }
 }
@@ -73,18 +73,18 @@ struct TensorSpec: Sendable {
 ///     GGUF row 2i + j  =  Hugging Face row j·D/2 + i      (i < D/2, j ∈ {0, 1})
 ///
 /// qwen2 GGUF files keep Hugging Face's order (llama.cpp rotates them NeoX-style), so nothing moves.
-enum QKPermutation {
+package enum QKPermutation {
     /// Whether GGUF files of `architecture` store Q and K with adjacent rotary pairs.
-    static func applies(to architecture: String) -> Bool { architecture == "llama" || architecture == "mistral" }
+    package static func applies(to architecture: String) -> Bool { architecture == "llama" || architecture == "mistral" }
 
     /// The Hugging Face row stored at GGUF row `g` (rows counted over all heads).
-    @inline(__always) static func huggingFaceRow(forGGUFRow g: Int, headSize D: Int) -> Int {
+    @inline(__always) package static func huggingFaceRow(forGGUFRow g: Int, headSize D: Int) -> Int {
         let head = g / D, within = g % D
         return head * D + (within & 1) * (D / 2) + within / 2
     }
 
     /// The GGUF row stored at Hugging Face row `r`.
-    @inline(__always) static func ggufRow(forHuggingFaceRow r: Int, headSize D: Int) -> Int {
+    @inline(__always) package static func ggufRow(forHuggingFaceRow r: Int, headSize D: Int) -> Int {
         let head = r / D, within = r % D, half = D / 2
         return head * D + (within % half) * 2 + within / half
     }
@@ -92,7 +92,7 @@ enum QKPermutation {
 
 extension SafetensorsDType {
     /// The ggml type whose rows have the same encoding, for dtypes `WeightMatrix` can view in place.
-    var ggmlType: GGMLType? {
+    package var ggmlType: GGMLType? {
         switch self {
         case .f32: .f32
         case .f16: .f16

@@ -7,7 +7,7 @@ import Dispatch
 
 /// Runs `body(chunk)` for chunks `0 ..< count` on up to `threads` threads.
 @inline(__always)
-func parallelFor(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+package func parallelFor(_ count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
     if threads <= 1 || count <= 1 {
         for i in 0 ..< count { body(i) }
     } else {

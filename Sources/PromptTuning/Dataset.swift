@@ -1,3 +1,4 @@
+import SoftPrompt
 import TensorIO
 import Tokenizers
 
@@ -126,34 +127,6 @@ func quoted(_ s: String) -> String {
     var out: [UInt8] = []
     JSON.appendString(s, to: &out)
     return String(decoding: out, as: UTF8.self)
-}
-
-/// How an input is turned into the model's context: a template in which every `{input}` is replaced by the
-/// input (Formats/sprompt.md §5: at least one occurrence, no escape syntax).
-public struct PromptTemplate: Sendable, Equatable, CustomStringConvertible {
-    public var text: String
-    public static let identity = PromptTemplate(unchecked: "{input}")
-
-    /// - Throws: `TemplateError` unless the text holds `{input}` at least once.
-    public init(_ text: String) throws(TemplateError) {
-        guard text.split(separator: "{input}", omittingEmptySubsequences: false).count > 1 else {
-            throw TemplateError(message: "template \(quoted(text)) must contain {input}")
-        }
-        self.text = text
-    }
-
-    private init(unchecked: String) { text = unchecked }
-
-    public func render(_ input: String) -> String {
-        text.split(separator: "{input}", omittingEmptySubsequences: false).joined(separator: input)
-    }
-
-    public var description: String { text }
-}
-
-public struct TemplateError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
 }
 
 /// An example as token ids: the context (optional hard prompt, then the rendered template) and the

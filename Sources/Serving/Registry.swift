@@ -31,7 +31,7 @@ public final class TaskRegistry: Sendable {
     }
 
     /// Reads the bank once.
-    /// - Throws: `SpromptError` when the bank cannot be read, or a width mismatch.
+    /// - Throws: `PromptReferenceError` when the bank cannot be read, or a prompt's width is not `width`.
     public init(bankPath: String?, width: Int, cache: PrefixCache) throws {
         self.bankPath = bankPath
         self.width = width
@@ -49,18 +49,14 @@ public final class TaskRegistry: Sendable {
 
     /// Re-reads the bank; tasks that were removed or whose vectors changed drop their cached prefixes.
     /// On failure the tasks stay as they were.
-    /// - Throws: `SpromptError` when the bank cannot be read; `ServeError` when a prompt's width does not
-    ///   fit the model.
+    /// - Throws: `PromptReferenceError` when the bank cannot be read or a prompt's width does not fit the model.
     @discardableResult
     public func reload() throws -> Changes {
         guard let bankPath else { return Changes() }
         let stamp = FileStamp(path: bankPath)
-        let file = try PromptFile.read(path: bankPath)
+        let file = try PromptReference(path: bankPath).readFile(width: width)
         var tasks: [String: ServedTask] = [:]
         for prompt in file.prompts {
-            guard prompt.width == width else {
-                throw ServeError("\(bankPath): prompt '\(prompt.name)' is \(prompt.width) wide; the model's embeddings are \(width)")
-            }
             tasks[prompt.name] = ServedTask(name: prompt.name, vectors: prompt.vectors, width: width,
                                             template: prompt.template, vectorsSHA256: prompt.vectorsSHA256)
         }

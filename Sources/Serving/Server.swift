@@ -1,10 +1,11 @@
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import ChatTemplates
 import Llama
 import Logging
-import PromptTuning
 import ServiceLifecycle
+import SoftPrompt
 import UnixSignals
 import Synchronization
 import TensorIO

@@ -1,5 +1,6 @@
 import GGUF
 import Llama
+import ModelConversion
 import Quants
 import TensorIO
 import Tokenizers

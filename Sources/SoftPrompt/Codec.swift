@@ -327,7 +327,7 @@ struct Schema {
         var template: String?
         if let t = o["template"] {
             let text = try string(t, "\(context).template")
-            guard text.contains("{input}") else { throw fail(.invalidTemplate, "\(context).template does not contain {input}") }
+            guard PromptTemplate.isValid(text) else { throw fail(.invalidTemplate, "\(context).template does not contain {input}") }
             template = text
         }
         let provenance = try o["provenance"].map { (v: JSONValue) throws(SpromptError) in try object(v, "\(context).provenance") } ?? [:]
@@ -425,7 +425,7 @@ struct Writer {
                 throw fail(.widthMismatch, "prompt '\(prompt.name)' has width \(prompt.width), the model's embedding "
                            + "length is \(model.embeddingLength)")
             }
-            if let template = prompt.template, !template.contains("{input}") {
+            if let template = prompt.template, !PromptTemplate.isValid(template) {
                 throw fail(.invalidTemplate, "the template of prompt '\(prompt.name)' does not contain {input}")
             }
             for (i, v) in prompt.vectors.enumerated() {

@@ -39,7 +39,7 @@ enum SidecarKeys {
             prompt.name = value
         }
         if let value = strings[template] {
-            guard value.contains("{input}") else { throw PromptConversionError(path, "\(template) lacks {input}") }
+            guard PromptTemplate.isValid(value) else { throw PromptConversionError(path, "\(template) lacks {input}") }
             prompt.template = value
         }
         if let value = strings[provenance] { prompt.provenance = try PromptConversion.parseObject(value, provenance, path: path) }
@@ -321,7 +321,7 @@ enum GGUFAdapter {
         var prompt = try PromptConversion.makePrompt(name: gguf.string("general.name") ?? PromptConversion.baseName(path, dropping: ".gguf"),
                                                      values: values, tokens: tokens, width: width, dtype: dtype, path: path)
         if let template = gguf.string(prefix + "template") {
-            guard template.contains("{input}") else { throw PromptConversionError(path, "\(prefix)template lacks {input}") }
+            guard PromptTemplate.isValid(template) else { throw PromptConversionError(path, "\(prefix)template lacks {input}") }
             prompt.template = template
         }
         if let text = gguf.string(prefix + "provenance") { prompt.provenance = try PromptConversion.parseObject(text, "provenance", path: path) }

@@ -268,9 +268,9 @@ public struct PromptValidator: Sendable {
         }
 
         // context budget
-        let templateTokens = prompt.template.map { template in
-            tokenizer.encode(template.replacing("{input}", with: ""), addSpecial: true).count
-        } ?? tokenizer.encode("", addSpecial: true).count
+        // (a stored template was checked when the file was read; an unchecked one counts as none)
+        let template = (try? PromptTemplate(stored: prompt.template)) ?? .identity
+        let templateTokens = tokenizer.encode(template.render(""), addSpecial: true).count
         let used = prompt.tokens + templateTokens, context = config.maxPositionEmbeddings
         let budget: JSONObject = ["prompt_tokens": .int(Int64(prompt.tokens)),
                                   "template_tokens": .int(Int64(templateTokens)),

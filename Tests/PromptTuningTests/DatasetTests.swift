@@ -35,10 +35,4 @@ import Testing
             #expect(error.description.contains(message), "\(error.description)")
         }
     }
-
-    @Test func templateNeedsAPlaceholderAndReplacesEach() throws {
-        #expect(try PromptTemplate("Q: {input}\nA:").render("hi") == "Q: hi\nA:")
-        #expect(throws: TemplateError.self) { try PromptTemplate("no placeholder") }
-        #expect(try PromptTemplate("{input} = {input}?").render("x") == "x = x?")
-    }
 }

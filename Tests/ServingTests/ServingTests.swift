@@ -1,5 +1,6 @@
 import Dispatch
 import GGUF
+import ChatTemplates
 import Llama
 @testable import Serving
 import SoftPrompt

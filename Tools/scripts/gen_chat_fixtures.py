@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Chat-template fixtures for Tests/LlamaTests/ChatTemplateTests.swift.
+"""Chat-template fixtures for Tests/ChatTemplatesTests/ChatTemplateTests.swift.
 
 Every committed template (Tests/Fixtures/chat/templates/NAME.jinja) is rendered by transformers' own
 `render_jinja_template` (jinja2 ImmutableSandboxedEnvironment, trim_blocks + lstrip_blocks,

@@ -85,9 +85,10 @@ struct Attach: ParsableCommand {
         if format == .gguf && loaded.gguf == nil {
             throw CLIError("a Hugging Face model bakes into a Hugging Face directory (--to hf)")
         }
-        let (path, task) = PromptStore.split(try selection.spec { loaded.path }!)
-        let file = try PromptFile.read(path: path)
-        let soft = try file.prompt(named: task)
+        let reference = try selection.reference { loaded.path }!
+        let path = reference.path
+        let file = try reference.readFile(width: loaded.llama.config.hiddenSize)
+        let soft = try reference.prompt(in: file)
         if let stored = file.model, !force,
            case .different(let why) = stored.compare(to: try ModelFingerprint(model: loaded.llama, tokenizer: loaded.tokenizer)) {
             throw CLIError("\(path) was trained for another model (\(why)); --force bakes it anyway")

@@ -78,10 +78,9 @@ struct Bank: ParsableCommand {
         }
 
         func run() throws {
-            let (path, task) = PromptStore.split(try selection.spec { "" }!)
-            let sourceFile: PromptFile
-            do { sourceFile = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
-            var prompt = try Bank.wrap { () throws(SpromptError) in try sourceFile.prompt(named: task) }
+            let reference = try selection.reference { "" }!
+            let sourceFile = try reference.readFile()
+            var prompt = try reference.prompt(in: sourceFile)
             if let name { prompt.name = name }
             let added = prompt
             let (notes, replaced) = try Bank.wrap { () throws(SpromptError) in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Llama
 import SoftPrompt
 import TensorIO
 
@@ -62,7 +63,8 @@ struct Convert: ParsableCommand {
     func run() throws {
         let (inFormat, outFormat, storage, destination) = (from, to, dtype, out!)
         let model = modelOption.model
-        let (path, task) = PromptStore.split(try selection.spec { try ModelLocator.resolve(model) }!)
+        let reference = try selection.reference { try ModelLocator.resolve(model) }!
+        let (path, task) = (reference.path, reference.task)
         do {
             var file = try PromptConversion.read(path: path, format: inFormat)
             if let task { file.prompts = [try file.prompt(named: task)] }
@@ -71,7 +73,7 @@ struct Convert: ParsableCommand {
                 file.prompts[0].name = name
             }
             if let template {
-                guard template.contains("{input}") else { throw ValidationError("--template must contain {input}") }
+                guard PromptTemplate.isValid(template) else { throw ValidationError("--template must contain {input}") }
                 for i in file.prompts.indices { file.prompts[i].template = template }
             }
             if let storage { for i in file.prompts.indices { file.prompts[i].dtype = storage } }

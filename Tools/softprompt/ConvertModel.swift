@@ -1,6 +1,7 @@
 import ArgumentParser
 import GGUF
 import Llama
+import ModelConversion
 import Quants
 import TensorIO
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Llama
 import PromptTuning
+import SoftPrompt
 import TensorIO
 import Tokenizers
 
@@ -63,10 +64,10 @@ struct Eval: ParsableCommand {
         let C = loaded.llama.config.hiddenSize
         var dataset = try TaskDataset.load(path: data)
         if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-        let spec = try selection.spec { loaded.path }
-        let soft = try spec.map { try PromptStore.read($0, width: C) }
-        let templateText = template ?? soft?.template ?? "{input}"
-        let tmpl = try PromptTemplate(templateText)
+        let reference = try selection.reference { loaded.path }
+        let soft = try reference.map { (r) throws(PromptReferenceError) in try r.read(width: C) }
+        let tmpl = try PromptTemplate(stored: template ?? soft?.template)
+        let templateText = tmpl.text
         var hard = hardPrompt ?? ""
         if let hardPromptFile { hard = String(decoding: try readFile(hardPromptFile, limit: 1 << 20), as: UTF8.self) }
 
@@ -126,7 +127,7 @@ struct Eval: ParsableCommand {
                 rows.append(.object(o))
             }
             let o: JSONObject = ["data": .string(data), "template": .string(templateText),
-                                 "hard_prompt": .string(hard), "prompt": spec.map { .string($0) } ?? .null,
+                                 "hard_prompt": .string(hard), "prompt": reference.map { .string($0.description) } ?? .null,
                                  "results": .array(rows)]
             print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
             return

@@ -69,39 +69,33 @@ struct Explain: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel.load(modelOption.model)
         let C = loaded.llama.config.hiddenSize
-        let prompt = try selection.spec { loaded.path }!
-        let (path, task) = PromptStore.split(prompt)
-        let file: PromptFile
-        do { file = try PromptConversion.read(path: path) } catch { throw CLIError(error.description) }
-        let soft = try file.prompt(named: task)
-        guard soft.width == C else {
-            throw CLIError("\(prompt): prompt '\(soft.name)' is \(soft.tokens) × \(soft.width); the model's embedding width is \(C)")
-        }
+        let reference = try selection.reference { loaded.path }!
+        let file = try reference.readFile(width: C)
+        let soft = try reference.prompt(in: file)
         var notes: [String] = []
 
         // The rows to score: --data, else the provenance's eval file when it is still the same file.
         var dataPath = data
         if dataPath == nil {
-            if let named = soft.provenance["eval_data"]?.stringValue {
-                if !fileExists(named) {
-                    notes.append("No --data; the prompt's provenance names \(named), which is not found from here: sections 2 and 3 skipped.")
-                } else if let sha = soft.provenance["eval_sha256"]?.stringValue, !sha.isEmpty,
-                          try TaskDataset.load(path: named).sha256 != sha {
-                    notes.append("No --data; \(named) (named in the prompt's provenance) has changed since training: sections 2 and 3 skipped.")
-                } else {
-                    dataPath = named
-                    notes.append("No --data: using \(named), the eval file named in the prompt's provenance.")
-                }
-            } else {
+            switch try ProvenanceEvalData(of: soft) {
+            case .missing(let named):
+                notes.append("No --data; the prompt's provenance names \(named), which is not found from here: sections 2 and 3 skipped.")
+            case .changed(let named):
+                notes.append("No --data; \(named) (named in the prompt's provenance) has changed since training: sections 2 and 3 skipped.")
+            case .usable(let named):
+                dataPath = named
+                notes.append("No --data: using \(named), the eval file named in the prompt's provenance.")
+            case .none:
                 notes.append("No --data: the projection's metric and the ablations (sections 2 and 3) are skipped.")
             }
         }
-        let templateText = template ?? soft.template ?? "{input}"
+        let promptTemplate = try PromptTemplate(stored: template ?? soft.template)
+        let templateText = promptTemplate.text
         var encoded: [EncodedExample]?
         if let dataPath {
             var dataset = try TaskDataset.load(path: dataPath)
             if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-            let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(templateText))
+            let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: promptTemplate)
             encoded = dataset.examples.map(encoder.encode)
         }
         let bank = file.prompts.map { BankPrompt(name: $0.name, vectors: $0.vectors, width: $0.width) }
@@ -123,7 +117,7 @@ struct Explain: ParsableCommand {
         let seconds = Output.now() - start
 
         let facts: [(String, String)] = [
-            ("model", loaded.path), ("prompt", prompt), ("name", soft.name),
+            ("model", loaded.path), ("prompt", reference.description), ("name", soft.name),
             ("data", dataPath.map { "\($0) (\(encoded?.count ?? 0) rows)" } ?? "none"), ("template", quotedToken(templateText)),
         ]
         if let html {
@@ -133,7 +127,7 @@ struct Explain: ParsableCommand {
         if output.json {
             var o = explanation.json()
             o["model"] = .string(loaded.path)
-            o["prompt"] = .string(prompt)
+            o["prompt"] = .string(reference.description)
             o["name"] = .string(soft.name)
             o["data"] = dataPath.map { .string($0) } ?? .null
             o["template"] = .string(templateText)

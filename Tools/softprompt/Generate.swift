@@ -1,7 +1,8 @@
 import ArgumentParser
 import GGUF
+import ChatTemplates
 import Llama
-import PromptTuning
+import SoftPrompt
 import TensorIO
 import Tokenizers
 
@@ -102,21 +103,17 @@ struct Generate: ParsableCommand {
             var leading: [Float] = []
             var prefixKey: PrefixCache.Key?
             var text = self.text
-            if let spec = try selection.spec(modelPath: { loaded.path }) {
-                let soft = try PromptStore.read(spec, width: llama.config.hiddenSize)
+            if let reference = try selection.reference(modelPath: { loaded.path }) {
+                let soft = try reference.read(width: llama.config.hiddenSize)
                 leading = soft.vectors
-                prefixKey = PrefixCache.Key(task: soft.name ?? spec, vectorsSHA256: soft.vectorsSHA256)
+                prefixKey = PrefixCache.Key(task: soft.name, vectorsSHA256: soft.vectorsSHA256)
                 if !noTemplate, let stored = soft.template, let input = text {
                     text = try PromptTemplate(stored).render(input)
                     Output.error("rendered through the prompt's template \(stored.debugDescription)")
                 }
             }
             if let embeddings {
-                let array = try NPY.read(path: embeddings)
-                guard array.shape.count == 2, array.shape[1] == llama.config.hiddenSize, let values = array.floats() else {
-                    throw CLIError("\(embeddings): expected a float [n, \(llama.config.hiddenSize)] array, found \(array.dtype.rawValue) \(array.shape)")
-                }
-                leading = values
+                leading = try PromptReference(path: embeddings).read(width: llama.config.hiddenSize).vectors
             }
             var request: GenerationPrompt
             if let ids {
@@ -192,6 +189,8 @@ struct Generate: ParsableCommand {
             throw CLIError("\(path): \(error.description)")
         } catch let error as ChatTemplateError {
             throw CLIError("\(error)")
+        } catch let error as PromptReferenceError {
+            throw CLIError(error.description)  // names the prompt file
         } catch let error as CLIError {
             throw error
         } catch {

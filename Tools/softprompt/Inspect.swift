@@ -1,5 +1,6 @@
 import ArgumentParser
 import GGUF
+import Llama
 import Quants
 import Safetensors
 import SoftPrompt

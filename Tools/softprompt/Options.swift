@@ -1,6 +1,8 @@
 import ArgumentParser
 import GGUF
+import ChatTemplates
 import Llama
+import ModelConversion
 import PromptTuning
 import Quants
 import SoftPrompt
@@ -42,10 +44,10 @@ struct PromptSelection: ParsableArguments {
 
     mutating func validate() throws {
         if let prompt, task != nil {
-            let (path, inline) = PromptStore.split(prompt)
-            if inline != nil { throw ValidationError("give the task once: --prompt FILE:TASK or --prompt FILE --task TASK") }
-            if !(path.hasSuffix(".sprompt") || path.hasSuffix(".npz")) {
-                throw ValidationError("--task picks a prompt of a bank (.sprompt, .npz); \(path) holds one prompt")
+            let reference = PromptReference(parsing: prompt)
+            if reference.task != nil { throw ValidationError("give the task once: --prompt FILE:TASK or --prompt FILE --task TASK") }
+            if !PromptReference.bankExtensions.contains(where: reference.path.hasSuffix) {
+                throw ValidationError("--task picks a prompt of a bank (.sprompt, .npz); \(reference.path) holds one prompt")
             }
         }
     }
@@ -53,12 +55,17 @@ struct PromptSelection: ParsableArguments {
     /// Whether a prompt was chosen at all.
     var isGiven: Bool { prompt != nil || task != nil }
 
-    /// `FILE[:TASK]` to read: `--prompt` with `--task` appended, else the prompt beside `modelPath()`, else nil.
-    /// - Throws: `CLIError` when `--task` names no prompt beside the model.
-    func spec(modelPath: () throws -> String) throws -> String? {
-        if let prompt { return task.map { prompt + ":" + $0 } ?? prompt }
+    /// The prompt to read: `--prompt` (its task given inline or by `--task`), else the prompt beside
+    /// `modelPath()` for `--task`, else nil.
+    /// - Throws: `PromptReferenceError` when `--task` names no prompt beside the model.
+    func reference(modelPath: () throws -> String) throws -> PromptReference? {
+        if let prompt {
+            var reference = PromptReference(parsing: prompt)
+            if let task { reference.task = task }
+            return reference
+        }
         guard let task else { return nil }
-        return try PromptStore.besideModel(try modelPath(), task: task)
+        return try PromptReference.besideModel(try modelPath(), task: task)
     }
 
     /// Takes a prompt given the old way (a positional argument) and notes the deprecation.

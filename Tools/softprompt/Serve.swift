@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import GGUF
+import ChatTemplates
 import Llama
 import Serving
 import UnixSignals
@@ -78,11 +79,7 @@ struct Serve: ParsableCommand {
         let llama = loaded.llama
         let maxContext = llama.config.maxPositionEmbeddings
         let contextLength = min(context ?? min(maxContext, 4096), maxContext)
-        var base = loaded.path
-        while base.hasSuffix("/") && base.count > 1 { base.removeLast() }
-        base = String(base.split(separator: "/").last ?? Substring(base))
-        if base.hasSuffix(".gguf") { base.removeLast(5) }
-        var config = ServeConfiguration(modelID: base, alias: servedModelName, contextLength: contextLength)
+        var config = ServeConfiguration(modelID: ModelLocator.name(loaded.path), alias: servedModelName, contextLength: contextLength)
         config.host = host
         config.port = port
         config.adminToken = adminToken

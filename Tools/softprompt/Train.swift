@@ -169,11 +169,11 @@ struct Train: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel.load(modelOption.model)
         // The prompt's name in --out and --bank.
-        let task = name ?? out.map(taskName)
+        let task = name ?? out.map { PromptReference.taskName(ofFile: $0) }
         let llama = loaded.llama
         let C = llama.config.hiddenSize
         // A bank that cannot take the result refuses before any training (checked again when adding).
-        let fingerprint = try bank.map { _ in try ModelFingerprint(model: llama, tokenizer: loaded.tokenizer) }
+        let fingerprint = try (bank ?? out).map { _ in try ModelFingerprint(model: llama, tokenizer: loaded.tokenizer) }
         if let bank, let task, let fingerprint, !dryRun {
             let notes = try Bank.wrap { () throws(SpromptError) in
                 let current = fileExists(bank) ? try PromptFile.read(path: bank) : nil
@@ -205,7 +205,7 @@ struct Train: ParsableCommand {
         config.checkpointEvery = dryRun ? 0 : checkpointEvery
         config.threads = threads
         if let initFrom {
-            config.initialization = .vectors(try PromptStore.read(initFrom, width: C).vectors)
+            config.initialization = .vectors(try PromptReference(parsing: initFrom).read(width: C).vectors)
         } else {
             switch `init` {
             case .random: config.initialization = .random
@@ -291,8 +291,10 @@ struct Train: ParsableCommand {
         if let evalSet { provenance["eval_data"] = .string(evalSet.path); provenance["eval_sha256"] = .string(evalSet.sha256) }
         if let initFrom { provenance["init_from"] = .string(initFrom) }
         if let out {
-            try PromptStore.write(prompt, width: C, to: out, name: task!, dtype: dtype.rawValue, template: template,
-                                  provenance: provenance, metrics: metrics, model: loaded)
+            // The format follows the name: .sprompt, .npy, .npz, .gguf (adapter), .safetensors, or a PEFT directory.
+            let learned = SoftPrompt(name: task!, vectors: prompt, width: C, dtype: dtype,
+                                     template: template, provenance: provenance, metrics: metrics)
+            try PromptConversion.write(PromptFile(model: fingerprint, prompts: [learned]), to: out)
         }
         if let bank, let task {
             let learned = SoftPrompt(name: task, vectors: prompt, width: C, dtype: dtype,
@@ -340,13 +342,6 @@ func basename(_ path: String) -> String {
     var p = Substring(path)
     while p.hasSuffix("/") && p.count > 1 { p.removeLast() }
     return String(p.split(separator: "/").last ?? p)
-}
-
-/// The task name implied by a prompt file's name: `model.sentiment.sprompt` → `sentiment`.
-func taskName(_ path: String) -> String {
-    var base = basename(path)
-    for ext in [".sprompt", ".npy"] where base.hasSuffix(ext) { base.removeLast(ext.count) }
-    return String(base.split(separator: ".").last ?? Substring(base))
 }
 
 /// Progress on standard error: one rewritten line on a terminal, plain lines when piped.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Llama
 import PromptTuning
 import SoftPrompt
 import TensorIO
@@ -45,17 +46,20 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         // A missing file is a runtime error (exit 3), not a failed check (exit 2): a script can tell them apart.
-        if let given = selection.prompt, !fileExists(PromptStore.split(given).path) {
-            throw CLIError("\(PromptStore.split(given).path): no such file")
+        if let given = selection.prompt, !fileExists(PromptReference(parsing: given).path) {
+            throw CLIError("\(PromptReference(parsing: given).path): no such file")
         }
         let loaded = try LoadedModel.load(modelOption.model)
-        let prompt = try selection.spec { loaded.path }!
-        let (path, task) = PromptStore.split(prompt)
+        let reference = try selection.reference { loaded.path }!
+        let (path, task) = (reference.path, reference.task)
         var validator = PromptValidator(model: loaded.llama, tokenizer: loaded.tokenizer)
         validator.tolerance = tolerance
         var report = validator.validate(path: path, prompt: task)
         if let data {
-            report.checks.append(try behaviour(validator, report: report, path: path, task: task, data: data, loaded: loaded))
+            var dataset = try TaskDataset.load(path: data)
+            if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+            report.checks.append(try validator.behaviourCheck(path: path, prompt: task, dataset: dataset, after: report,
+                                                              threads: threads))
         }
         if output.json {
             var o = report.json
@@ -63,39 +67,10 @@ struct Validate: ParsableCommand {
             o["file"] = .string(path)
             print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
         } else {
-            print("\(prompt) on \(loaded.path): \(report.status.rawValue.uppercased())")
+            print("\(reference) on \(loaded.path): \(report.status.rawValue.uppercased())")
             print(Output.table(["check", "status", "reason"],
                                report.checks.map { [$0.name, $0.status.rawValue, $0.message] }))
         }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
-    }
-
-    /// The behavioural check: the task metric with and without the prompt (skipped when an earlier check
-    /// makes the prompt unusable).
-    private func behaviour(_ validator: PromptValidator, report: ValidationReport, path: String, task: String?,
-                           data: String, loaded: LoadedModel) throws -> ValidationCheck {
-        let blocking = ["integrity", "width", "finite"]
-        if let failed = report.checks.first(where: { blocking.contains($0.name) && $0.status == .fail }) {
-            return ValidationCheck("behaviour", .skip, "not run: the \(failed.name) check failed")
-        }
-        let soft = try PromptFile.read(path: path).prompt(named: task)
-        var dataset = try TaskDataset.load(path: data)
-        if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
-        let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(soft.template ?? "{input}"))
-        let encoded = dataset.examples.map(encoder.encode)
-        let evaluator = Evaluator(model: loaded.llama, tokenizer: loaded.tokenizer, threads: threads)
-        let with = try evaluator.evaluate(encoded, prompt: soft.vectors)
-        let without = try evaluator.evaluate(encoded, prompt: [])
-        let metric: String, observed: Double, baseline: Double
-        if let a = with.accuracy, let b = without.accuracy {
-            (metric, observed, baseline) = ("accuracy", a, b)
-        } else if let a = with.exactMatch, let b = without.exactMatch {
-            (metric, observed, baseline) = ("exact_match", a, b)
-        } else {
-            return ValidationCheck("behaviour", .skip, "\(data): rows mix choices and free answers; no single metric")
-        }
-        return validator.behaviourCheck(
-            BehaviourMeasurement(metric: metric, observed: observed, baseline: baseline, examples: encoded.count),
-            prompt: soft)
     }
 }

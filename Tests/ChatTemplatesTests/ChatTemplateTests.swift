@@ -1,5 +1,5 @@
 import GGUF
-@testable import Llama
+@testable import ChatTemplates
 import TensorIO
 import Testing
 import TestSupport

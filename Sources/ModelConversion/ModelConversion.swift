@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import GGUF
+import Llama
 import Quants
 import Safetensors
 import TensorIO

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import GGUF
 import Llama
+import ModelConversion
 import Quants
 import Safetensors
 import TensorIO
