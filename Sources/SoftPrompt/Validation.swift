@@ -269,7 +269,8 @@ public struct PromptValidator: Sendable {
 
         // context budget
         let templateTokens = prompt.template.map { template in
-            tokenizer.encode(template.replacing("{input}", with: ""), addSpecial: true).count
+            // Templates are tokenized with special tokens parsed, as generate, eval and training do.
+            tokenizer.encode(template.replacing("{input}", with: ""), addSpecial: true, parseSpecial: true).count
         } ?? tokenizer.encode("", addSpecial: true).count
         let used = prompt.tokens + templateTokens, context = config.maxPositionEmbeddings
         let budget: JSONObject = ["prompt_tokens": .int(Int64(prompt.tokens)),

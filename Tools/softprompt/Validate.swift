@@ -76,7 +76,7 @@ struct Validate: ParsableCommand {
         var dataset = try TaskDataset.load(path: data)
         if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
         let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(soft.template ?? "{input}"))
-        let encoded = dataset.examples.map(encoder.encode)
+        let encoded = encoder.encode(dataset)
         let evaluator = Evaluator(model: loaded.llama, tokenizer: loaded.tokenizer, threads: threads)
         let with = try evaluator.evaluate(encoded, prompt: soft.vectors)
         let without = try evaluator.evaluate(encoded, prompt: [])
