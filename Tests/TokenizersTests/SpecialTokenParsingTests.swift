@@ -6,17 +6,23 @@ import Tokenizers
 
 /// Prompt text split at special tokens, against Tests/Fixtures/tokenizers/special-tokens.json.
 ///
-/// Oracle: transformers' fast tokenizer (`tokenizer(text, add_special_tokens=False)`, and with
+/// Oracles: transformers' fast tokenizer (`tokenizer(text, add_special_tokens=False)`, and with
 /// `split_special_tokens=True` for special tokens kept as text), on the tokenizer.json fixtures as
 /// transformers loads them and on the GGUF vocabularies as transformers' own GGUF builder converts
-/// them; the fixture's "oracle" member names the versions. Regenerate with
-/// `python3 Tools/scripts/gen_special_token_fixtures.py`.
+/// them; and llama.cpp's `llama_tokenize` (parse_special true / false) for the GGUF vocabularies when
+/// the fixture holds its ids. The SentencePiece vocabulary is compared with llama.cpp only:
+/// transformers rebuilds its merges from the scores and does not prefix the text after a special token
+/// with a space, so it splits differently from llama.cpp there (as the fixture shows). The fixture's
+/// "oracle" member names the versions. Regenerate with `python3 Tools/scripts/gen_special_token_fixtures.py`.
 @Suite struct SpecialTokenParsingTests {
     static let chatML = "<|im_start|>user\nTranslate to French: cheese<|im_end|>\n<|im_start|>assistant\n"
 
     struct Case: Sendable {
         var special: [Int32]
         var plain: [Int32]
+        /// llama.cpp's ids, for GGUF vocabularies when llama-cpp-python was installed.
+        var llamaSpecial: [Int32]?
+        var llamaPlain: [Int32]?
     }
 
     struct Fixture: Sendable {
@@ -28,10 +34,12 @@ import Tokenizers
     static func fixture() throws -> Fixture {
         let json = try JSON.parse(try readFile(TestSupport.fixture("tokenizers/special-tokens.json")))
         func ids(_ value: JSONValue?) -> [Int32] { (value?.arrayValue ?? []).map { Int32($0.intValue!) } }
+        func optionalIDs(_ value: JSONValue?) -> [Int32]? { value.map(ids) }
         var tokenizers: [String: [Case]] = [:]
         for entry in json["tokenizers"]?.arrayValue ?? [] {
             tokenizers[entry["name"]!.stringValue!] = (entry["cases"]?.arrayValue ?? []).map {
-                Case(special: ids($0["special"]), plain: ids($0["plain"]))
+                Case(special: ids($0["special"]), plain: ids($0["plain"]),
+                     llamaSpecial: optionalIDs($0["llamacpp_special"]), llamaPlain: optionalIDs($0["llamacpp_plain"]))
             }
         }
         return Fixture(oracle: json["oracle"]?.stringValue ?? "", texts: (json["texts"]?.arrayValue ?? []).map { $0.stringValue! },
@@ -48,27 +56,41 @@ import Tokenizers
         }
     }
 
-    static func check(_ name: String) throws {
+    /// Compares with transformers (unless `transformers` is false) and with llama.cpp where the fixture has its ids.
+    static func check(_ name: String, transformers: Bool = true) throws {
         let fixture = try fixture()
         let cases = try #require(fixture.tokenizers[name], "no \(name) entry in special-tokens.json")
         #expect(cases.count == fixture.texts.count)
         #expect(fixture.oracle.hasPrefix("transformers "))
         let tokenizer = try tokenizer(name)
         for (text, expected) in zip(fixture.texts, cases) {
-            #expect(tokenizer.encode(text, addSpecial: false, parseSpecial: true) == expected.special,
-                    "\(name), specials parsed: \(text.debugDescription)")
-            #expect(tokenizer.encode(text, addSpecial: false, parseSpecial: false) == expected.plain,
-                    "\(name), specials as text: \(text.debugDescription)")
+            let special = tokenizer.encode(text, addSpecial: false, parseSpecial: true)
+            let plain = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+            if transformers {
+                #expect(special == expected.special, "\(name), specials parsed (transformers): \(text.debugDescription)")
+                #expect(plain == expected.plain, "\(name), specials as text (transformers): \(text.debugDescription)")
+            }
+            if let llamaSpecial = expected.llamaSpecial, let llamaPlain = expected.llamaPlain {
+                #expect(special == llamaSpecial, "\(name), specials parsed (llama.cpp): \(text.debugDescription)")
+                #expect(plain == llamaPlain, "\(name), specials as text (llama.cpp): \(text.debugDescription)")
+            }
         }
     }
 
+    /// tokenizer.json fixtures: transformers; bpe.gguf: transformers and llama.cpp.
     @Test(arguments: ["tiny-llama", "tiny-qwen2", "tiny-strip", "bpe"])
-    func matchesTransformers(_ name: String) throws {
+    func matchesTheOracles(_ name: String) throws {
         try Self.check(name)
     }
 
-    @Test(.enabled(if: TestSupport.defaultModelPath != nil)) func defaultModelMatchesTransformers() throws {
+    @Test(.enabled(if: TestSupport.defaultModelPath != nil)) func defaultModelMatchesTransformersAndLlamaCpp() throws {
         try Self.check("smollm")
+    }
+
+    @Test func sentencePieceMatchesLlamaCpp() throws {
+        let cases = try #require(try Self.fixture().tokenizers["spm"])
+        #expect(cases.allSatisfy { $0.llamaSpecial != nil && $0.llamaPlain != nil }, "the fixture lacks llama.cpp's ids")
+        try Self.check("spm", transformers: false)
     }
 
     /// The ChatML prompt of issue 13: 15 tokens in llama.cpp and transformers, 33 with the specials as text.

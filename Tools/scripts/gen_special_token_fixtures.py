@@ -18,6 +18,10 @@ Per text and tokenizer: "special" (specials parsed) and "plain" (specials as tex
 When llama-cpp-python is importable, "llamacpp_special" / "llamacpp_plain" hold llama_tokenize's ids
 (add_special=false, parse_special=true/false) for the GGUF vocabularies.
 
+For spm.gguf transformers is not the reference: its GGUF builder rebuilds the merges from the scores
+and its Metaspace pre-tokenizer (prepend_scheme "first") puts no space before the text that follows a
+special token, while llama.cpp (add_space_prefix) does; the Swift tests compare spm with llama.cpp only.
+
 Requires: transformers, tokenizers, gguf, numpy (no torch: the GGUF metadata is read with gguf-py).
 Usage: python3 Tools/scripts/gen_special_token_fixtures.py [--model PATH]
 """
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 
 import gguf
 import tokenizers
@@ -36,6 +41,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 OUT = os.path.join(FIXTURES, "tokenizers", "special-tokens.json")
@@ -106,13 +112,14 @@ def transformers_ids(tokenizer, text: str, parse: bool) -> list[int]:
 
 
 def llama_cpp_ids(path: str):
-    """A function text, parse -> llama.cpp's ids, or None without llama-cpp-python."""
+    """(text, parse -> llama.cpp's ids, llama-cpp-python's version), or (None, None) without it."""
     try:
         import llama_cpp
+        from gen_tokenizer_fixtures import Vocab  # one llama.cpp access for the tokenizer fixtures
     except ImportError:
         return None, None
-    llama = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
-    return (lambda text, parse: llama.tokenize(text.encode("utf-8"), add_bos=False, special=parse)), llama_cpp.__version__
+    vocab = Vocab(path)
+    return (lambda text, parse: vocab.tokenize(text.encode("utf-8"), False, parse)), llama_cpp.__version__
 
 
 def compact_json(value, indent: str = "") -> str:
