@@ -43,7 +43,7 @@ extension PromptValidator {
     ///   fit the context.
     public func behaviourCheck(of prompt: SoftPrompt, on dataset: TaskDataset, threads: Int = 1) throws -> ValidationCheck {
         let encoder = ExampleEncoder(tokenizer: tokenizer, template: try PromptTemplate(stored: prompt.template))
-        let encoded = dataset.examples.map(encoder.encode)
+        let encoded = encoder.encode(dataset)
         let evaluator = Evaluator(model: model, tokenizer: tokenizer, threads: threads)
         let with = try evaluator.evaluate(encoded, prompt: prompt.vectors)
         let without = try evaluator.evaluate(encoded, prompt: [])

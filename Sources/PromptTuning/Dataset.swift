@@ -37,6 +37,10 @@ public struct TaskDataset: Sendable {
     /// SHA-256 of the file's bytes (hex): the dataset's identity in provenance records.
     public var sha256: String
     public var path: String
+    /// Whether special-token text in the rows (`<|im_start|>`, `<|im_end|>`, …) becomes the special
+    /// token, as transformers' tokenizer call and llama.cpp's `parse_special` do (the default), or stays
+    /// text. The switch is per dataset: the training and the held-out file can differ.
+    public var parseSpecial = true
 
     /// Largest dataset file read (bytes).
     public static let maxFileSize = 1 << 30
@@ -49,13 +53,18 @@ public struct TaskDataset: Sendable {
 
     /// Reads and checks a JSONL file: each line an object with string `input` and `output`, optional
     /// `choices` (a non-empty array of distinct strings containing `output`); other keys are ignored.
+    /// - Parameters:
+    ///   - path: The JSONL file.
+    ///   - parseSpecial: Whether special-token text in the rows is parsed (see `parseSpecial`).
     /// - Throws: `DatasetError` naming the line and the problem.
-    public static func load(path: String) throws(DatasetError) -> TaskDataset {
+    public static func load(path: String, parseSpecial: Bool = true) throws(DatasetError) -> TaskDataset {
         let bytes: [UInt8]
         do { bytes = try readFile(path, limit: maxFileSize) } catch {
             throw DatasetError(path: path, line: 0, "cannot read: \(error)")
         }
-        return try parse(bytes, path: path)
+        var dataset = try parse(bytes, path: path)
+        dataset.parseSpecial = parseSpecial
+        return dataset
     }
 
     /// Parses JSONL bytes. See `load(path:)`.
@@ -161,13 +170,23 @@ public struct ExampleEncoder: Sendable {
         self.hardPrompt = hardPrompt
     }
 
-    public func encode(_ example: TaskExample) -> EncodedExample {
-        // BOS (when the model wants one) opens the context; continuations carry no special tokens.
+    /// Encodes the rows of `dataset` (the first `limit`), with its special-token switch.
+    public func encode(_ dataset: TaskDataset, limit: Int = .max) -> [EncodedExample] {
+        dataset.examples.prefix(limit).map { encode($0, parseSpecial: dataset.parseSpecial) }
+    }
+
+    /// Encodes one row.
+    /// - Parameters:
+    ///   - example: The row.
+    ///   - parseSpecial: Whether special-token text in the hard prompt, the template, the input, the
+    ///     output and the choices becomes special tokens (see `TaskDataset.parseSpecial`).
+    public func encode(_ example: TaskExample, parseSpecial: Bool) -> EncodedExample {
+        // BOS (when the model wants one) opens the context; nothing adds BOS/EOS to the continuations.
         var context: [Int32] = []
         if tokenizer.addsBOS, let bos = tokenizer.specialTokens.bos { context.append(bos) }
-        context += tokenizer.encode(hardPrompt + template.render(example.input), addSpecial: false)
-        let output = tokenizer.encode(example.output, addSpecial: false)
-        let choices = (example.choices ?? []).map { tokenizer.encode($0, addSpecial: false) }
+        context += tokenizer.encode(hardPrompt + template.render(example.input), addSpecial: false, parseSpecial: parseSpecial)
+        let output = tokenizer.encode(example.output, addSpecial: false, parseSpecial: parseSpecial)
+        let choices = (example.choices ?? []).map { tokenizer.encode($0, addSpecial: false, parseSpecial: parseSpecial) }
         return EncodedExample(context: context, output: output, choices: choices,
                               answer: example.choices?.firstIndex(of: example.output))
     }

@@ -379,7 +379,8 @@ public final class Server: Sendable {
             }
             // As `generate --task`: the task's template renders the prompt text.
             let text = try task?.template.map { stored throws(APIError) in try renderTemplate(stored, prompt) } ?? prompt
-            tokens = engine.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+            // Special-token text in the prompt is parsed, as llama-server's /completion and vLLM do.
+            tokens = engine.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
         }
         guard !tokens.isEmpty else { throw APIError.bad("the prompt is empty", param: chat ? "messages" : "prompt") }
         let promptPositions = (task?.positions ?? 0) + tokens.count

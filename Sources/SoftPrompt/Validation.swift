@@ -268,9 +268,10 @@ public struct PromptValidator: Sendable {
         }
 
         // context budget
-        // (a stored template was checked when the file was read; an unchecked one counts as none)
+        // (a stored template was checked when the file was read; an unchecked one counts as none); special
+        // tokens parsed, as generate, eval and training tokenize templates)
         let template = (try? PromptTemplate(stored: prompt.template)) ?? .identity
-        let templateTokens = tokenizer.encode(template.render(""), addSpecial: true).count
+        let templateTokens = tokenizer.encode(template.render(""), addSpecial: true, parseSpecial: true).count
         let used = prompt.tokens + templateTokens, context = config.maxPositionEmbeddings
         let budget: JSONObject = ["prompt_tokens": .int(Int64(prompt.tokens)),
                                   "template_tokens": .int(Int64(templateTokens)),

@@ -7,7 +7,10 @@ import TensorIO
 // What is read (everything else in tokenizer.json is refused when it would change the ids):
 //   model            type "BPE" (byte_fallback false): vocab {text: id}, merges ("a b" strings or
 //                    [a, b] pairs), unk_token, ignore_merges
-//   added_tokens     id, content, special (special → control token, otherwise user-defined)
+//   added_tokens     id, content, special (special → control token, otherwise user-defined), lstrip,
+//                    rstrip (single_word: true is refused). Like `tokenizers`, which always cuts out
+//                    non-special added tokens and cuts out special ones unless split_special_tokens is
+//                    set, user-defined tokens are always recognised and control tokens with parseSpecial.
 //   normalizer       null, or NFC (accepted; NFC is not applied, as llama.cpp does not apply it)
 //   pre_tokenizer    ByteLevel / Split / Digits / Sequence, matched as a whole against the
 //                    pre-tokenizers llama.cpp implements (GPT-2, StarCoder/SmolLM, Llama 3, Qwen 2)
@@ -104,14 +107,20 @@ extension TokenizerVocabulary {
             types[Int(id)] = .normal
         }
         var addedIDs: [String: Int32] = [:]
+        var leftStrip: Set<Int32> = [], rightStrip: Set<Int32> = []
         for (index, entry) in (json["added_tokens"]?.arrayValue ?? []).enumerated() {
             guard let id = entry["id"]?.intValue, id >= 0, id < Int64(Int32.max),
                   let content = entry["content"]?.stringValue else {
                 throw malformed("added_tokens[\(index)] needs an integer 'id' and a string 'content'")
             }
+            if entry["single_word"]?.boolValue == true {
+                throw unsupported("added_tokens[\(index)] '\(content)': single_word: true is not supported")
+            }
             textByID[Int(id)] = content
             types[Int(id)] = entry["special"]?.boolValue == true ? .control : .userDefined
             addedIDs[content] = Int32(id)
+            if entry["lstrip"]?.boolValue == true { leftStrip.insert(Int32(id)) }
+            if entry["rstrip"]?.boolValue == true { rightStrip.insert(Int32(id)) }
         }
         guard let maxID = textByID.keys.max() else { throw malformed("the tokenizer has no tokens") }
         // The token table is sized by the largest id, so a tiny file naming id 2^31-2 would ask for
@@ -166,6 +175,8 @@ extension TokenizerVocabulary {
         }
 
         self.init(model: "gpt2", tokens: tokens, tokenTypes: tokenTypes, merges: merges)
+        leftStripTokenIDs = leftStrip
+        rightStripTokenIDs = rightStrip
         func id(of text: String) -> Int32? {
             addedIDs[text] ?? vocab[text]?.intValue.flatMap { Int32(exactly: $0) }
         }
@@ -217,7 +228,8 @@ extension TokenizerVocabulary {
             if let special = Self.addedTokenKind(tokenizer, id) {
                 added.append(.object([
                     "id": .int(Int64(id)), "content": .string(tokens[id]), "single_word": false,
-                    "lstrip": false, "rstrip": false, "normalized": false, "special": .bool(special),
+                    "lstrip": .bool(leftStripTokenIDs.contains(Int32(id))),
+                    "rstrip": .bool(rightStripTokenIDs.contains(Int32(id))), "normalized": false, "special": .bool(special),
                 ]))
             }
         }
@@ -260,7 +272,8 @@ extension TokenizerVocabulary {
         for id in tokens.indices {
             guard let special = Self.addedTokenKind(tokenizer, id) else { continue }
             decoder[String(id)] = .object([
-                "content": .string(tokens[id]), "lstrip": false, "normalized": false, "rstrip": false,
+                "content": .string(tokens[id]), "lstrip": .bool(leftStripTokenIDs.contains(Int32(id))), "normalized": false,
+                "rstrip": .bool(rightStripTokenIDs.contains(Int32(id))),
                 "single_word": false, "special": .bool(special),
             ])
         }

@@ -42,6 +42,9 @@ struct TokenAttributes: OptionSet, Sendable {
     static let leftStrip = TokenAttributes(rawValue: 1 << 7)
     /// Whitespace after the token is dropped when special tokens are cut out of the text.
     static let rightStrip = TokenAttributes(rawValue: 1 << 8)
+    /// Not a llama.cpp bit: `leftStrip` / `rightStrip` take Unicode `White_Space` (as Hugging Face
+    /// `tokenizers` does for tokenizer.json's `lstrip` / `rstrip`) instead of C `isspace`.
+    static let unicodeStrip = TokenAttributes(rawValue: 1 << 12)
 
     init(rawValue: UInt16) { self.rawValue = rawValue }
 

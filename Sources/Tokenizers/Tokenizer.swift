@@ -138,6 +138,13 @@ public final class Tokenizer: Sendable {
         resolution.adjustForModel(named: vocabulary.modelName, table)
         special = resolution.ids
         attributes = resolution.attributes
+        // tokenizer.json's lstrip / rstrip, with Hugging Face's notion of whitespace.
+        for id in vocabulary.leftStripTokenIDs where id >= 0 && Int(id) < count {
+            attributes[Int(id)].formUnion([.leftStrip, .unicodeStrip])
+        }
+        for id in vocabulary.rightStripTokenIDs where id >= 0 && Int(id) < count {
+            attributes[Int(id)].formUnion([.rightStrip, .unicodeStrip])
+        }
 
         self.texts = texts
         self.table = table
@@ -205,8 +212,13 @@ public final class Tokenizer: Sendable {
     /// - Parameters:
     ///   - text: the text to tokenize.
     ///   - addSpecial: add the BOS / EOS tokens the vocabulary asks for (`addsBOS`, `addsEOS`).
-    ///   - parseSpecial: recognise the text of control tokens (such as `<|im_start|>`) and emit them
-    ///     as single tokens; user-defined tokens are always recognised.
+    ///   - parseSpecial: recognise the text of control and unknown tokens (such as `<|im_start|>`) and
+    ///     emit them as single tokens, as llama.cpp's `parse_special` and a transformers tokenizer call
+    ///     (without `split_special_tokens`) do. User-defined tokens (tokenizer.json's non-special added
+    ///     tokens) are always recognised. Longer token texts are matched first; `lstrip` / `rstrip`
+    ///     tokens take the whitespace beside them along.
+    ///     Prompt text is encoded with `true` (generate, eval, training rows, the server); `false`
+    ///     keeps special-token text as characters (`--no-special`).
     /// - Returns: the token ids.
     public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int32] {
         let bytes = Array(text.utf8)
@@ -286,15 +298,23 @@ public final class Tokenizer: Sendable {
                 var position = range.lowerBound
                 while position + needle.count <= range.upperBound {
                     if bytes[position] == first && matches(bytes, at: position, needle) {
+                        let unicode = special.attributes.contains(.unicodeStrip)
                         var leftEnd = position
                         if special.attributes.contains(.leftStrip) {
-                            while leftEnd > cursor && isCSpace(bytes[leftEnd - 1]) { leftEnd -= 1 }
+                            while leftEnd > cursor, let width = whitespaceWidth(bytes, endingAt: leftEnd, from: cursor,
+                                                                                 unicode: unicode) {
+                                leftEnd -= width
+                            }
                         }
                         if leftEnd > cursor { next.append(.text(cursor ..< leftEnd)) }
                         next.append(.token(special.id))
                         position += needle.count
                         if special.attributes.contains(.rightStrip) {
-                            while position < range.upperBound && isCSpace(bytes[position]) { position += 1 }
+                            while position < range.upperBound, let width = whitespaceWidth(bytes, at: position,
+                                                                                            before: range.upperBound,
+                                                                                            unicode: unicode) {
+                                position += width
+                            }
                         }
                         cursor = position
                         changed = true
@@ -312,6 +332,42 @@ public final class Tokenizer: Sendable {
     /// C `isspace` in the C locale: space, \t, \n, \v, \f, \r.
     @inline(__always) private func isCSpace(_ byte: UInt8) -> Bool {
         byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)
+    }
+
+    /// Rust's `char::is_whitespace` (Unicode `White_Space`), which Hugging Face `tokenizers` strips.
+    private static func isUnicodeWhitespace(_ scalar: UInt32) -> Bool {
+        switch scalar {
+        case 0x09 ... 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000 ... 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The byte length of the whitespace character that starts at `position` (before `end`), or nil.
+    private func whitespaceWidth(_ bytes: [UInt8], at position: Int, before end: Int, unicode: Bool) -> Int? {
+        if isCSpace(bytes[position]) { return 1 }
+        guard unicode else { return nil }
+        let width = bytes[position] >= 0xF0 ? 4 : bytes[position] >= 0xE0 ? 3 : bytes[position] >= 0xC0 ? 2 : 1
+        guard width > 1, position + width <= end,
+              let scalar = Self.scalar(bytes[position ..< position + width]) else { return nil }
+        return Self.isUnicodeWhitespace(scalar) ? width : nil
+    }
+
+    /// The byte length of the whitespace character that ends at `end` (after `start`), or nil.
+    private func whitespaceWidth(_ bytes: [UInt8], endingAt end: Int, from start: Int, unicode: Bool) -> Int? {
+        if isCSpace(bytes[end - 1]) { return 1 }
+        guard unicode else { return nil }
+        var begin = end - 1
+        while begin > start && end - begin < 4 && bytes[begin] & 0xC0 == 0x80 { begin -= 1 }
+        guard begin < end - 1, let scalar = Self.scalar(bytes[begin ..< end]) else { return nil }
+        return Self.isUnicodeWhitespace(scalar) ? end - begin : nil
+    }
+
+    /// The code point of one complete multi-byte UTF-8 sequence, or nil when `sequence` is not one.
+    private static func scalar(_ sequence: ArraySlice<UInt8>) -> UInt32? {
+        guard let text = String(validating: sequence, as: UTF8.self), text.unicodeScalars.count == 1 else { return nil }
+        return text.unicodeScalars.first!.value
     }
 
     @inline(__always) private func matches(_ bytes: [UInt8], at position: Int, _ needle: [UInt8]) -> Bool {

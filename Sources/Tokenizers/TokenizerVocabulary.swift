@@ -76,6 +76,12 @@ public struct TokenizerVocabulary: Sendable, Equatable {
     /// The model's name (`general.name`). llama.cpp recognises Phi-3 by it: there, whitespace after
     /// a special token is dropped when the text is split at special tokens.
     public var modelName: String?
+    /// Added tokens that take the whitespace before them along when they are cut out of the text
+    /// (`lstrip: true` in tokenizer.json's `added_tokens`). GGUF has no key for this; llama.cpp sets
+    /// the flag itself only for a few model families (see `Tokenizer`).
+    public var leftStripTokenIDs: Set<Int32> = []
+    /// Added tokens that take the whitespace after them along (`rstrip: true` in tokenizer.json).
+    public var rightStripTokenIDs: Set<Int32> = []
 
     /// Creates a vocabulary; every special id and flag starts absent.
     /// - Parameters:

@@ -34,7 +34,7 @@ import Tokenizers
     func flippedRows(_ prompt: SoftPrompt) throws -> [(TaskExample, without: String, with: String)] {
         let examples = candidates(48)
         let encoder = ExampleEncoder(tokenizer: tokenizer, template: .identity)
-        let encoded = examples.map(encoder.encode)
+        let encoded = examples.map { encoder.encode($0, parseSpecial: true) }
         let evaluator = Evaluator(model: model, tokenizer: tokenizer, threads: 2)
         let without = try evaluator.evaluate(encoded, prompt: []).scores
         let with = try evaluator.evaluate(encoded, prompt: prompt.vectors).scores
@@ -73,7 +73,7 @@ import Tokenizers
         var templated = prompt
         templated.template = "Q {input} {input} A"
         let encoder = ExampleEncoder(tokenizer: tokenizer, template: try PromptTemplate("Q {input} {input} A"))
-        let encoded = better.examples.map(encoder.encode)
+        let encoded = encoder.encode(better)
         let evaluator = Evaluator(model: model, tokenizer: tokenizer, threads: 2)
         let expectedWith = try #require(try evaluator.evaluate(encoded, prompt: prompt.vectors).accuracy)
         let expectedWithout = try #require(try evaluator.evaluate(encoded, prompt: []).accuracy)

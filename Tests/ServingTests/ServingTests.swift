@@ -300,6 +300,17 @@ struct ServingTests {
         await f.stop()
     }
 
+    /// Plain completions parse special-token text, as llama-server does: the ChatML prompt of issue 13 is
+    /// 15 tokens for transformers and llama.cpp (Tests/Fixtures/tokenizers/special-tokens.json), 33 as text.
+    @Test func plainCompletionsParseSpecialTokens() async throws {
+        let f = try await ServerFixture()
+        let prompt = "<|im_start|>user\\nTranslate to French: cheese<|im_end|>\\n<|im_start|>assistant\\n"  // JSON escapes
+        let reply = try await onThread { try f.complete("smollm2", prompt, maxTokens: 1) }
+        #expect(reply.status == 200, "\(reply.body)")
+        #expect(reply.json?["usage"]?["prompt_tokens"]?.intValue == 15)
+        await f.stop()
+    }
+
     @Test func chatCompletionStreamsAndAnswers() async throws {
         let f = try await ServerFixture()
         let port = f.port

@@ -37,6 +37,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Context template; each {input} is replaced by the row's input (default: the one stored with the soft prompt, else {input}).")
     var template: String?
 
+    @Flag(help: "Keep special-token text (<|im_start|>, …) as plain text instead of parsing it into special tokens.")
+    var noSpecial = false
+
     @Flag(help: "Compare no prompt, the hard prompt and the soft prompt side by side.")
     var compare = false
 
@@ -62,7 +65,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel.load(modelOption.model)
         let C = loaded.llama.config.hiddenSize
-        var dataset = try TaskDataset.load(path: data)
+        var dataset = try TaskDataset.load(path: data, parseSpecial: !noSpecial)
         if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
         let reference = try selection.reference { loaded.path }
         let soft = try reference.map { (r) throws(PromptReferenceError) in try r.read(width: C) }
@@ -84,7 +87,7 @@ struct Eval: ParsableCommand {
         var results: [(String, EvaluationResult)] = []
         for condition in conditions {
             let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: tmpl, hardPrompt: condition.hard)
-            let encoded = dataset.examples.map(encoder.encode)
+            let encoded = encoder.encode(dataset)
             let n = encoded.count
             var lastShown = 0.0
             let terminal = isatty(2) != 0

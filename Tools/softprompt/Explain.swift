@@ -96,7 +96,7 @@ struct Explain: ParsableCommand {
             var dataset = try TaskDataset.load(path: dataPath)
             if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
             let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: promptTemplate)
-            encoded = dataset.examples.map(encoder.encode)
+            encoded = encoder.encode(dataset)
         }
         let bank = file.prompts.map { BankPrompt(name: $0.name, vectors: $0.vectors, width: $0.width) }
         if bank.count < 2 { notes.append("The file holds one prompt: no bank similarity to report.") }

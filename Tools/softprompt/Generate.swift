@@ -85,6 +85,9 @@ struct Generate: ParsableCommand {
 
     var json: Bool { output.json }
 
+    @Flag(help: "Keep special-token text (<|im_start|>, …) as plain text instead of parsing it into special tokens. (--chat always parses the template's markers.)")
+    var noSpecial = false
+
     func validate() throws {
         if selection.isGiven && embeddings != nil { throw ValidationError("--prompt/--task and --embeddings both give leading vectors: choose one") }
         if (text == nil) == (ids == nil) { throw ValidationError("give the prompt as TEXT or as --ids, not both or neither") }
@@ -138,7 +141,8 @@ struct Generate: ParsableCommand {
                 // Templates print BOS themselves when the model wants it: no extra special tokens.
                 request = .text(try template.render(messages), embeddings: leading, addSpecial: false, parseSpecial: true)
             } else {
-                request = .text(text!, embeddings: leading)
+                // Special-token text is parsed as llama.cpp and transformers do, unless --no-special.
+                request = .text(text!, embeddings: leading, parseSpecial: !noSpecial)
             }
             let session = try InferenceSession(model: llama, threads: threads, precision: int8 ? .int8 : .exact)
             if let logitsOut { try writePromptLogits(request, tokenizer: tokenizer, session: session, to: logitsOut) }

@@ -57,6 +57,9 @@ struct Train: ParsableCommand {
     @Flag(help: "With --bank: replace a prompt of the same name.")
     var replace = false
 
+    @Flag(help: "Keep special-token text (<|im_start|>, …) as plain text instead of parsing it into special tokens. Applies to --data and --eval.")
+    var noSpecial = false
+
     @Option(help: "Context template; each {input} is replaced by the row's input.")
     var template = "{input}"
 
@@ -181,11 +184,11 @@ struct Train: ParsableCommand {
             }
             for note in notes { Output.error("note: \(note)") }
         }
-        let trainSet = try TaskDataset.load(path: data)
-        let evalSet = try evalData.map { try TaskDataset.load(path: $0) }
+        let trainSet = try TaskDataset.load(path: data, parseSpecial: !noSpecial)
+        let evalSet = try evalData.map { try TaskDataset.load(path: $0, parseSpecial: !noSpecial) }
         let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: try PromptTemplate(template))
-        let trainEncoded = trainSet.examples.map(encoder.encode)
-        let evalEncoded = (evalSet?.examples.prefix(evalLimit ?? Int.max)).map { $0.map(encoder.encode) } ?? []
+        let trainEncoded = encoder.encode(trainSet)
+        let evalEncoded = evalSet.map { encoder.encode($0, limit: evalLimit ?? Int.max) } ?? []
 
         var config = TrainingConfig()
         config.promptTokens = tokens
@@ -244,7 +247,7 @@ struct Train: ParsableCommand {
         let checkpointPath = checkpoint ?? destination + ".ckpt"
         let extra: JSONObject = ["model": .string(basename(loaded.path)), "train_sha256": .string(trainSet.sha256),
                                  "eval_sha256": .string(evalSet?.sha256 ?? ""), "eval_rows": .int(Int64(evalEncoded.count)), "template": .string(template),
-                                 "init_from": .string(initFrom ?? "")]
+                                 "init_from": .string(initFrom ?? ""), "parse_special": .bool(!noSpecial)]
         if resume {
             guard fileExists(checkpointPath) else { throw CLIError("--resume: no checkpoint at \(checkpointPath)") }
             let state = try Checkpoint.read(path: checkpointPath, config: config, extra: extra, promptCount: tokens * C)
