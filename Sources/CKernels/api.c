@@ -88,12 +88,6 @@ spk_isa spk_active_isa(void) {
     return (spk_isa)atomic_load_explicit(&g_active, memory_order_acquire);
 }
 
-spk_isa spk_set_isa(spk_isa isa) {
-    const spk_isa v = clamp_isa((int)isa);
-    atomic_store_explicit(&g_active, (int)v, memory_order_release);
-    return v;
-}
-
 const char *spk_isa_name(spk_isa isa) {
     switch (isa) {
     case SPK_ISA_SCALAR: return "scalar";
@@ -113,15 +107,6 @@ static const struct spk_kernels spk_kernels_scalar_table = {
     .matmul_q8 = spk_ref_matmul_q8,
     .quantize_q8_0 = spk_ref_quantize_q8_0,
     .quantize_q8_K = spk_ref_quantize_q8_K,
-    .rmsnorm = spk_ref_rmsnorm,
-    .softmax = spk_ref_softmax,
-    .silu_mul = spk_ref_silu_mul,
-    .dot = spk_ref_dot,
-    .axpy = spk_ref_axpy,
-    .f16_to_f32 = spk_ref_f16_to_f32,
-    .f32_to_f16 = spk_ref_f32_to_f16,
-    .bf16_to_f32 = spk_ref_bf16_to_f32,
-    .f32_to_bf16 = spk_ref_f32_to_bf16,
 };
 
 const spk_kernels *spk_kernels_get(spk_isa isa) {
@@ -222,15 +207,6 @@ int spk_type_supported(int type) {
     case SPK_TYPE_Q6_K: return 1;
     default: return 0;
     }
-}
-
-int spk_dequantize_row(int type, const void *src, float *dst, int64_t k) {
-    if (!spk_type_supported(type)) return SPK_ETYPE;
-    if (k < 0 || (k != 0 && spk_row_bytes(type, k) == 0)) return SPK_EINVAL;
-    if (k == 0) return SPK_OK;
-    if (!src || !dst) return SPK_EINVAL;
-    spk_ref_dequant(type, (const uint8_t *)src, 0, k, dst);
-    return SPK_OK;
 }
 
 /* The column granularity of the matmuls: 32 for plain and 32-blocks, 256 for K-quants. */
@@ -393,34 +369,4 @@ int spk_quantize_rows(const spk_kernels *kern, int act_type, const float *X, int
         }
     }
     return SPK_OK;
-}
-
-/* ---- Helpers -------------------------------------------------------------------------------------- */
-
-void spk_rmsnorm_f32(const spk_kernels *kern, const float *x, const float *w, float *y, int n, float eps) {
-    if (n > 0) K_(kern)->rmsnorm(x, w, y, n, eps);
-}
-void spk_softmax_f32(const spk_kernels *kern, float *x, int n) {
-    if (n > 0) K_(kern)->softmax(x, n);
-}
-void spk_silu_mul_f32(const spk_kernels *kern, const float *gate, const float *up, float *out, int n) {
-    if (n > 0) K_(kern)->silu_mul(gate, up, out, n);
-}
-float spk_dot_f32(const spk_kernels *kern, const float *a, const float *b, int n) {
-    return n > 0 ? K_(kern)->dot(a, b, n) : 0.0f;
-}
-void spk_axpy_f32(const spk_kernels *kern, int n, float alpha, const float *x, float *y) {
-    if (n > 0) K_(kern)->axpy(n, alpha, x, y);
-}
-void spk_f16_to_f32_row(const spk_kernels *kern, const uint16_t *src, float *dst, int n) {
-    if (n > 0) K_(kern)->f16_to_f32(src, dst, n);
-}
-void spk_f32_to_f16_row(const spk_kernels *kern, const float *src, uint16_t *dst, int n) {
-    if (n > 0) K_(kern)->f32_to_f16(src, dst, n);
-}
-void spk_bf16_to_f32_row(const spk_kernels *kern, const uint16_t *src, float *dst, int n) {
-    if (n > 0) K_(kern)->bf16_to_f32(src, dst, n);
-}
-void spk_f32_to_bf16_row(const spk_kernels *kern, const float *src, uint16_t *dst, int n) {
-    if (n > 0) K_(kern)->f32_to_bf16(src, dst, n);
 }

@@ -654,139 +654,6 @@ T2 static void quantize_q8_K(const float *x, uint8_t *y, int k) {
     }
 }
 
-/* ---- Helpers -------------------------------------------------------------------------------------- */
-
-T2 INL __m256 exp8(__m256 x) {
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365478515625f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* 2^n for n in [-126, 127]: build the exponent bits directly */
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-T2 INL float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-T2 static float dot(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float acc = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) acc = fmaf(a[i], b[i], acc);
-    return acc;
-}
-
-T2 static void axpy(int n, float alpha, const float *x, float *y) {
-    const __m256 a = _mm256_set1_ps(alpha);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] = fmaf(alpha, x[i], y[i]);
-}
-
-T2 static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    const float ss = dot(x, x, n);
-    const float sc = 1.0f / sqrtf(ss / (float)n + eps);
-    const __m256 s = _mm256_set1_ps(sc);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
-        if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
-        _mm256_storeu_ps(y + i, v);
-    }
-    for (; i < n; i++) {
-        const float v = x[i] * sc;
-        y[i] = w ? v * w[i] : v;
-    }
-}
-
-T2 static void softmax(float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    const __m256 vmax = _mm256_set1_ps(mx);
-    __m256 vs = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
-        _mm256_storeu_ps(x + i, e);
-        vs = _mm256_add_ps(vs, e);
-    }
-    float sum = hsum8(vs);
-    for (; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = 1.0f / sum;
-    const __m256 vi = _mm256_set1_ps(inv);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
-    for (; i < n; i++) x[i] *= inv;
-}
-
-T2 static void silu_mul(const float *g, const float *u, float *o, int n) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 gv = _mm256_loadu_ps(g + i);
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
-        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
-    }
-    for (; i < n; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-T2 static void f16_to_f32(const uint16_t *s, float *d, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++) d[i] = spk_f16_to_f32(s[i]);
-}
-
-T2 static void f32_to_f16(const float *s, uint16_t *d, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) d[i] = spk_f32_to_f16(s[i]);
-}
-
-T2 static void bf16_to_f32(const uint16_t *s, float *d, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
-        _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
-    }
-    for (; i < n; i++) d[i] = spk_bf16_to_f32(s[i]);
-}
-
-T2 static void f32_to_bf16(const float *s, uint16_t *d, int n) {
-    int i = 0;
-    const __m256i absm = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
-    for (; i + 8 <= n; i += 8) {
-        const __m256i x = _mm256_loadu_si256((const __m256i *)(s + i));
-        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-        const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
-        const __m256i q = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
-        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, absm), inf);
-        const __m256i v = _mm256_blendv_epi8(r, q, nan);
-        /* pack 8 × u32 (values < 65536) into 8 × u16 */
-        const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        _mm_storeu_si128((__m128i *)(d + i), packed);
-    }
-    for (; i < n; i++) d[i] = spk_f32_to_bf16(s[i]);
-}
-
 const struct spk_kernels spk_kernels_avx2_table = {
     .isa = SPK_ISA_AVX2,
     .name = "avx2",
@@ -795,15 +662,6 @@ const struct spk_kernels spk_kernels_avx2_table = {
     .matmul_q8 = matmul_q8_mb,
     .quantize_q8_0 = quantize_q8_0,
     .quantize_q8_K = quantize_q8_K,
-    .rmsnorm = rmsnorm,
-    .softmax = softmax,
-    .silu_mul = silu_mul,
-    .dot = dot,
-    .axpy = axpy,
-    .f16_to_f32 = f16_to_f32,
-    .f32_to_f16 = f32_to_f16,
-    .bf16_to_f32 = bf16_to_f32,
-    .f32_to_bf16 = f32_to_bf16,
 };
 
 /* Same kernels, int8 path on AVX-VNNI (chosen by spk_kernels_get when the CPU has it). */
@@ -815,15 +673,6 @@ const struct spk_kernels spk_kernels_avx2vnni_table = {
     .matmul_q8 = matmul_q8_vnni,
     .quantize_q8_0 = quantize_q8_0,
     .quantize_q8_K = quantize_q8_K,
-    .rmsnorm = rmsnorm,
-    .softmax = softmax,
-    .silu_mul = silu_mul,
-    .dot = dot,
-    .axpy = axpy,
-    .f16_to_f32 = f16_to_f32,
-    .f32_to_f16 = f32_to_f16,
-    .bf16_to_f32 = bf16_to_f32,
-    .f32_to_bf16 = f32_to_bf16,
 };
 
 #endif

@@ -177,15 +177,6 @@ int spk_ref_matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int 
                       size_t xq_row_bytes, int M, float *Y, int ldy);
 void spk_ref_quantize_q8_0(const float *x, uint8_t *y, int k);
 void spk_ref_quantize_q8_K(const float *x, uint8_t *y, int k);
-void spk_ref_rmsnorm(const float *x, const float *w, float *y, int n, float eps);
-void spk_ref_softmax(float *x, int n);
-void spk_ref_silu_mul(const float *g, const float *u, float *o, int n);
-float spk_ref_dot(const float *a, const float *b, int n);
-void spk_ref_axpy(int n, float alpha, const float *x, float *y);
-void spk_ref_f16_to_f32(const uint16_t *s, float *d, int n);
-void spk_ref_f32_to_f16(const float *s, uint16_t *d, int n);
-void spk_ref_bf16_to_f32(const uint16_t *s, float *d, int n);
-void spk_ref_f32_to_bf16(const float *s, uint16_t *d, int n);
 
 /* ---- Kernel table --------------------------------------------------------------------------------- */
 
@@ -201,15 +192,6 @@ struct spk_kernels {
     /* Quantizes one activation row to Q8_0 or Q8_K (bit-identical to the reference quantizers). */
     void (*quantize_q8_0)(const float *x, uint8_t *y, int k);
     void (*quantize_q8_K)(const float *x, uint8_t *y, int k);
-    void (*rmsnorm)(const float *x, const float *w, float *y, int n, float eps);
-    void (*softmax)(float *x, int n);
-    void (*silu_mul)(const float *g, const float *u, float *o, int n);
-    float (*dot)(const float *a, const float *b, int n);
-    void (*axpy)(int n, float alpha, const float *x, float *y);
-    void (*f16_to_f32)(const uint16_t *s, float *d, int n);
-    void (*f32_to_f16)(const float *s, uint16_t *d, int n);
-    void (*bf16_to_f32)(const uint16_t *s, float *d, int n);
-    void (*f32_to_bf16)(const float *s, uint16_t *d, int n);
 };
 
 #if SPK_X86

@@ -1,6 +1,7 @@
 /*
  * ref.c — scalar reference kernels. These define the results: the SIMD levels must reproduce the
- * matmuls bit for bit (see the contracts in ckernels.h) and the helpers within a stated tolerance.
+ * matmuls bit for bit (see the contracts in ckernels.h). Their weight decoding must match the Swift
+ * reference dequantizer (Sources/Quants), which the tests check.
  * Written for clarity, not speed; they are also the fallback on non-x86 machines.
  */
 #include "internal.h"
@@ -279,62 +280,4 @@ int spk_ref_matmul_q8(int type, const uint8_t *W, size_t row_bytes, int n0, int 
         for (int n = n0; n < n1; n++) Y[(size_t)m * ldy + n] = dot_q8_row(type, W + (size_t)n * row_bytes, xrow, K);
     }
     return SPK_OK;
-}
-
-/* ---- Helpers -------------------------------------------------------------------------------------- */
-
-void spk_ref_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss = fmaf(x[i], x[i], ss);
-    const float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = 0; i < n; i++) {
-        const float v = x[i] * scale;
-        y[i] = w ? v * w[i] : v;
-    }
-}
-
-void spk_ref_softmax(float *x, int n) {
-    if (n <= 0) return;
-    float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
-void spk_ref_silu_mul(const float *g, const float *u, float *o, int n) {
-    for (int i = 0; i < n; i++) {
-        const float gi = g[i];
-        o[i] = gi / (1.0f + expf(-gi)) * u[i];
-    }
-}
-
-float spk_ref_dot(const float *a, const float *b, int n) {
-    float acc = 0.0f;
-    for (int i = 0; i < n; i++) acc = fmaf(a[i], b[i], acc);
-    return acc;
-}
-
-void spk_ref_axpy(int n, float alpha, const float *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] = fmaf(alpha, x[i], y[i]);
-}
-
-void spk_ref_f16_to_f32(const uint16_t *s, float *d, int n) {
-    for (int i = 0; i < n; i++) d[i] = spk_f16_to_f32(s[i]);
-}
-
-void spk_ref_f32_to_f16(const float *s, uint16_t *d, int n) {
-    for (int i = 0; i < n; i++) d[i] = spk_f32_to_f16(s[i]);
-}
-
-void spk_ref_bf16_to_f32(const uint16_t *s, float *d, int n) {
-    for (int i = 0; i < n; i++) d[i] = spk_bf16_to_f32(s[i]);
-}
-
-void spk_ref_f32_to_bf16(const float *s, uint16_t *d, int n) {
-    for (int i = 0; i < n; i++) d[i] = spk_f32_to_bf16(s[i]);
 }

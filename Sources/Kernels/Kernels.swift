@@ -4,8 +4,9 @@ import TensorIO
 
 /// One set of CPU kernels at a fixed instruction-set level (see `CKernels/include/ckernels.h`).
 ///
-/// The matmuls give the same bits on every set (their results are defined by the scalar reference);
-/// only speed differs. The vector helpers agree across sets within a few ulps.
+/// The kernels give the same bits on every set (their results are defined by the scalar reference);
+/// only speed differs. Every call takes its set (`using:`, default `.active`), so one process can run
+/// several levels side by side; nothing changes the level of a running process.
 public struct KernelSet: @unchecked Sendable, Equatable, CustomStringConvertible {
     // The C kernel tables are immutable static data, so the pointer can be shared freely.
     let raw: OpaquePointer
@@ -26,7 +27,8 @@ public struct KernelSet: @unchecked Sendable, Equatable, CustomStringConvertible
 
     public var description: String { name }
 
-    /// The set in use: the best the machine supports, or `SOFTPROMPT_ISA=scalar|avx2|avx512`.
+    /// The set in use: the best the machine supports, or `SOFTPROMPT_ISA=scalar|avx2|avx512` (read once,
+    /// clamped to what the machine supports).
     public static var active: KernelSet { KernelSet(spk_kernels_active()) }
 
     /// The best level the CPU and operating system support.
@@ -192,40 +194,5 @@ public enum Kernels {
         try KernelError.check(spk_matmul_q8(kernels.raw, Int32(type.rawValue), weights.baseAddress, rowBytes,
                                             Int32(rows.lowerBound), Int32(rows.upperBound), Int32(k), xq.baseAddress,
                                             xqRowBytes, Int32(m), y.baseAddress, Int32(ldy)), "matmulInt8 \(type)")
-    }
-
-    // MARK: Vector helpers (lengths are the buffers' counts)
-
-    /// `y = x / sqrt(mean(x²) + eps) · w` (`w` nil: no gain). `y.count` must equal `x.count`.
-    public static func rmsnorm(_ x: UnsafeBufferPointer<Float>, weight w: UnsafeBufferPointer<Float>?, eps: Float,
-                               into y: UnsafeMutableBufferPointer<Float>, using kernels: KernelSet = .active) {
-        precondition(y.count == x.count && (w == nil || w!.count == x.count) && Int32(exactly: x.count) != nil)
-        spk_rmsnorm_f32(kernels.raw, x.baseAddress, w?.baseAddress, y.baseAddress, Int32(x.count), eps)
-    }
-
-    /// In-place softmax of `x` (non-empty).
-    public static func softmax(_ x: UnsafeMutableBufferPointer<Float>, using kernels: KernelSet = .active) {
-        precondition(Int32(exactly: x.count) != nil)
-        spk_softmax_f32(kernels.raw, x.baseAddress, Int32(x.count))
-    }
-
-    /// `out = silu(gate) · up` (SwiGLU); all three have the same count (`out` may alias an input).
-    public static func siluMul(gate: UnsafeBufferPointer<Float>, up: UnsafeBufferPointer<Float>,
-                               into out: UnsafeMutableBufferPointer<Float>, using kernels: KernelSet = .active) {
-        precondition(gate.count == up.count && out.count == up.count && Int32(exactly: up.count) != nil)
-        spk_silu_mul_f32(kernels.raw, gate.baseAddress, up.baseAddress, out.baseAddress, Int32(up.count))
-    }
-
-    /// `Σ a · b` over equal-length buffers.
-    public static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, using kernels: KernelSet = .active) -> Float {
-        precondition(a.count == b.count && Int32(exactly: a.count) != nil)
-        return spk_dot_f32(kernels.raw, a.baseAddress, b.baseAddress, Int32(a.count))
-    }
-
-    /// `y += alpha · x` (one fma per element, bit-identical on every set).
-    public static func axpy(_ alpha: Float, _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>,
-                            using kernels: KernelSet = .active) {
-        precondition(x.count == y.count && Int32(exactly: x.count) != nil)
-        spk_axpy_f32(kernels.raw, Int32(x.count), alpha, x.baseAddress, y.baseAddress)
     }
 }

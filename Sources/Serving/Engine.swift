@@ -163,7 +163,6 @@ public final class Engine: Sendable {
 
     private let queue = Mutex(Queue())
     private let wake = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
 
     /// Starts the engine thread.
     /// - Parameters:

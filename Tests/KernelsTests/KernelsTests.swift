@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CKernels
+import Quants
 import TensorIO
 import TestSupport
 import Testing
@@ -17,20 +18,28 @@ import Testing
         #expect(spk_kernels_isa(spk_kernels_get(SPK_ISA_AVX512)).rawValue == best.rawValue)
         #expect(spk_kernels_isa(spk_kernels_get(SPK_ISA_SCALAR)) == SPK_ISA_SCALAR)
         #expect(String(cString: spk_isa_name(SPK_ISA_AVX2)) == "avx2")
-        #if arch(x86_64)
-        // The CI machines are AVX-512 capable; a plain x86-64 still gets the AVX2 or scalar level.
-        #expect(sets.count >= 1)
-        #else
+        // The list ckernels.h promises: scalar, then each level up to the detected one, with the
+        // AVX-VNNI variant of AVX2 exactly when the CPU has AVX-VNNI.
+        var want = ["scalar"]
+        if best.rawValue >= SPK_ISA_AVX2.rawValue { want += spk_has_avx_vnni() != 0 ? ["avx2", "avx2-vnni"] : ["avx2"] }
+        if best == SPK_ISA_AVX512 { want.append("avx512") }
+        #expect(sets.map(\.name) == want)
+        for s in sets { #expect(spk_kernels_isa(s.kern) == KT.level(named: s.name), "\(s.name)") }
+        #if !arch(x86_64)
         #expect(best == SPK_ISA_SCALAR)
         #endif
     }
 
-    @Test func setIsaClampsAndRestores() {
-        let before = spk_active_isa()
-        #expect(spk_set_isa(SPK_ISA_SCALAR) == SPK_ISA_SCALAR)
-        #expect(spk_active_isa() == SPK_ISA_SCALAR)
-        #expect(spk_set_isa(spk_isa(rawValue: 7)) == spk_detect_isa())
-        #expect(spk_set_isa(before) == before)
+    /// The active level is `SOFTPROMPT_ISA` (when it names a level) clamped to the machine, else the
+    /// machine's best; read from this process's environment, never set by a test. Prints the levels
+    /// this run tests, so a CI log says which ISA ran.
+    @Test func activeLevelIsTheEnvironmentsClampedToTheMachine() {
+        let best = spk_detect_isa()
+        let named = environmentValue("SOFTPROMPT_ISA").flatMap { ["scalar": SPK_ISA_SCALAR, "avx2": SPK_ISA_AVX2, "avx512": SPK_ISA_AVX512][$0] }
+        let want = named.map { $0.rawValue < best.rawValue ? $0 : best } ?? best
+        #expect(spk_active_isa() == want)
+        #expect(spk_kernels_isa(spk_kernels_active()) == want)
+        print("[kernels] \(KT.levelReport)")
     }
 
     /// Block sizes pinned against ggml-common.h (static_asserts on sizeof(block_*)).
@@ -46,7 +55,9 @@ import Testing
         #expect(spk_row_bytes(KT.q4_1, 576) == 360)
         #expect(spk_row_bytes(KT.q4_1, 33) == 0)
         #expect(spk_row_bytes(99, 32) == 0)
-        #expect(spk_row_bytes(KT.q8_K, 1 << 62) == 0 || spk_row_bytes(KT.q8_K, 1 << 62) > 0)  // no trap
+        #expect(spk_row_bytes(KT.q8_K, 1 << 62) == (1 << 54) * 292)  // large, still fits in size_t
+        #expect(spk_row_bytes(KT.f32, (1 << 62) + 1) == 0)  // 2^64 + 4 bytes: refused, not wrapped to 4
+        #expect(spk_row_bytes(KT.q4_0, -32) == 0)
         #expect(spk_vec_dot_type(KT.q4_1) == KT.q8_0)
         #expect(spk_vec_dot_type(KT.q6_K) == KT.q8_K)
         #expect(spk_vec_dot_type(KT.f16) == -1)
@@ -78,12 +89,12 @@ import Testing
             }
         }
         #expect(spk_quantize_row_q8_0(x, &y, 48) == einval)
-        #expect(spk_dequantize_row(KT.q4_1, w, &y, 33) == einval)
     }
 }
 
 /// Against the independent oracle: gguf-py (dequantization, Q8_0 quantization) and numpy in float64
-/// (Tools/scripts/gen_kernel_fixtures.py).
+/// (Tools/scripts/gen_kernel_fixtures.py). Weight decoding is also held to the project's one reference
+/// dequantizer, `Quantization.dequantize` (Sources/Quants), which must itself match gguf-py.
 @Suite struct OracleTests {
     struct Case {
         var name: String, type: Int32, n: Int, k: Int, m: Int
@@ -109,16 +120,17 @@ import Testing
         return out
     }
 
-    @Test func dequantizationMatchesGGUFPy() throws {
+    /// The reference dequantizer reproduces gguf-py bit for bit, and every kernel set decodes the
+    /// weights inside its matmul to exactly the reference's values.
+    @Test func weightDecodingMatchesGGUFPyAndTheReference() throws {
         for (name, type) in KT.weightTypes {
             let c = try load(name, type)
-            let rb = KT.rowBytes(type, c.k)
-            #expect(c.w.count == rb * c.n, "\(name)")
-            var row = [Float](repeating: 0, count: c.k)
-            for n in 0 ..< c.n {
-                let rc = Array(c.w[n * rb ..< (n + 1) * rb]).withUnsafeBytes { spk_dequantize_row(type, $0.baseAddress, &row, Int64(c.k)) }
-                #expect(rc == 0)
-                #expect(KT.firstDifference(KT.bits(row), KT.bits(Array(c.wdeq[n * c.k ..< (n + 1) * c.k]))) == nil, "\(name) row \(n)")
+            #expect(c.w.count == KT.rowBytes(type, c.k) * c.n, "\(name)")
+            let reference = try KT.referenceDequantized(type, c.w, count: c.n * c.k)
+            #expect(KT.firstDifference(KT.bits(reference), KT.bits(c.wdeq)) == nil, "\(name): Quantization.dequantize vs gguf-py")
+            for s in KT.kernelSets {
+                let decoded = KT.decodedByMatmul(s.kern, type, c.w, n: c.n, k: c.k)
+                #expect(KT.firstDifference(decoded, reference) == nil, "\(name) \(s.name): matmul weights vs the reference")
             }
         }
     }
@@ -232,11 +244,30 @@ import Testing
     }
 }
 
-/// Every SIMD level against the scalar reference: the matmul contracts are bit for bit.
-@Suite struct CrossLevelTests {
+/// One SIMD level against the scalar reference: the matmul contracts are bit for bit. Every call names
+/// its kernel set, so levels run side by side in one process and no process-wide state is touched.
+struct CrossLevel {
+    /// The kernel sets of `level` on this machine (AVX2: the maddubs set, and the AVX-VNNI one when present).
+    let sets: [(name: String, kern: OpaquePointer)]
+
+    /// - Parameter level: "scalar", "avx2" (both AVX2 sets) or "avx512".
+    init(_ level: String) { sets = KT.kernelSets.filter { KT.level(named: $0.name) == KT.level(named: level) } }
+
     func shapes(_ type: Int32) -> (n: Int, k: Int) { KT.isKQuant(type) ? (21, 768) : (37, 608) }
 
-    @Test func exactMatmulIsIdenticalOnEveryLevel() {
+    func weightDecodingMatchesTheReference() throws {
+        #expect(!sets.isEmpty, "no kernel set at this level")
+        var rng = SplitMix64(seed: 41)
+        for (name, type) in KT.weightTypes {
+            let (n, k) = shapes(type)
+            let w = KT.randomWeights(type, rows: n, k: k, rng: &rng)
+            let reference = try KT.referenceDequantized(type, w, count: n * k)
+            for s in sets { #expect(KT.firstDifference(KT.decodedByMatmul(s.kern, type, w, n: n, k: k), reference) == nil, "\(name) \(s.name)") }
+        }
+    }
+
+    func exactMatmulIsIdentical() {
+        #expect(!sets.isEmpty, "no kernel set at this level")
         var rng = SplitMix64(seed: 42)
         for (name, type) in KT.weightTypes {
             let (n, k) = shapes(type)
@@ -245,7 +276,7 @@ import Testing
                 let x = KT.randomFloats(m * k, rng: &rng)
                 var ref = [Float](repeating: -7, count: m * n)
                 #expect(KT.matmul(KT.scalar, type, w, rows: 3 ... n - 1, n: n, k: k, x, m: m, into: &ref) == 0)
-                for s in KT.kernelSets.dropFirst() {
+                for s in sets {
                     var y = [Float](repeating: -7, count: m * n)
                     #expect(KT.matmul(s.kern, type, w, rows: 3 ... n - 1, n: n, k: k, x, m: m, into: &y) == 0)
                     #expect(KT.firstDifference(KT.bits(y), KT.bits(ref)) == nil, "\(name) \(s.name) M=\(m)")
@@ -255,7 +286,8 @@ import Testing
         }
     }
 
-    @Test func transposedMatmulIsIdenticalOnEveryLevel() {
+    func transposedMatmulIsIdentical() {
+        #expect(!sets.isEmpty, "no kernel set at this level")
         var rng = SplitMix64(seed: 43)
         for (name, type) in KT.weightTypes {
             let (n, k) = shapes(type)
@@ -266,7 +298,7 @@ import Testing
             let dx0 = KT.randomFloats(m * k, rng: &rng)
             var ref = dx0
             #expect(KT.matmulT(KT.scalar, type, w, n: n, k: k, dy, m: m, into: &ref) == 0)
-            for s in KT.kernelSets.dropFirst() {
+            for s in sets {
                 var dx = dx0  // two column ranges, as two threads would do
                 #expect(KT.matmulT(s.kern, type, w, n: n, k: k, dy, m: m, into: &dx, columns: 0 ..< unit) == 0)
                 #expect(KT.matmulT(s.kern, type, w, n: n, k: k, dy, m: m, into: &dx, columns: unit ..< k) == 0)
@@ -275,7 +307,8 @@ import Testing
         }
     }
 
-    @Test func int8MatmulIsIdenticalOnEveryLevel() {
+    func int8MatmulIsIdentical() {
+        #expect(!sets.isEmpty, "no kernel set at this level")
         var rng = SplitMix64(seed: 44)
         for (name, type) in KT.int8Types {
             let (n, k) = shapes(type)
@@ -285,7 +318,7 @@ import Testing
                 let (xq, rb) = KT.quantize(x, m: m, k: k, for: type)
                 var ref = [Float](repeating: -7, count: m * n)
                 #expect(KT.matmulQ8(KT.scalar, type, w, rows: 3 ... n - 1, n: n, k: k, xq, xqRowBytes: rb, m: m, into: &ref) == 0)
-                for s in KT.kernelSets.dropFirst() {
+                for s in sets {
                     var y = [Float](repeating: -7, count: m * n)
                     #expect(KT.matmulQ8(s.kern, type, w, rows: 3 ... n - 1, n: n, k: k, xq, xqRowBytes: rb, m: m, into: &y) == 0)
                     #expect(KT.firstDifference(KT.bits(y), KT.bits(ref)) == nil, "\(name) \(s.name) M=\(m)")
@@ -294,7 +327,8 @@ import Testing
         }
     }
 
-    @Test func activationQuantizersAreIdenticalOnEveryLevel() {
+    func activationQuantizersAreIdentical() {
+        #expect(!sets.isEmpty, "no kernel set at this level")
         var rng = SplitMix64(seed: 46)
         let (m, k) = (6, 1024)
         var x = KT.randomFloats(m * k, rng: &rng, scale: 3)
@@ -314,29 +348,57 @@ import Testing
                 return out
             }
             let ref = run(KT.scalar)
-            for s in KT.kernelSets.dropFirst() { #expect(KT.firstDifference(run(s.kern), ref) == nil, "type \(type) \(s.name)") }
+            for s in sets { #expect(KT.firstDifference(run(s.kern), ref) == nil, "type \(type) \(s.name)") }
         }
     }
 
     /// A row's result does not depend on the batch it is computed in, nor on how rows are split.
-    @Test func resultsDoNotDependOnBatchOrSplit() {
+    func resultsDoNotDependOnBatchOrSplit() {
+        #expect(!sets.isEmpty, "no kernel set at this level")
         var rng = SplitMix64(seed: 45)
         let (n, k, m) = (40, 576, 9)
         let w = KT.randomWeights(KT.q4_1, rows: n, k: k, rng: &rng)
         let x = KT.randomFloats(m * k, rng: &rng)
-        let kern = spk_kernels_active()!
-        var all = [Float](repeating: 0, count: m * n)
-        #expect(KT.matmul(kern, KT.q4_1, w, n: n, k: k, x, m: m, into: &all) == 0)
-        var split = [Float](repeating: 0, count: m * n)
-        #expect(KT.matmul(kern, KT.q4_1, w, rows: 0 ... 16, n: n, k: k, x, m: m, into: &split) == 0)
-        #expect(KT.matmul(kern, KT.q4_1, w, rows: 17 ... 39, n: n, k: k, x, m: m, into: &split) == 0)
-        #expect(KT.firstDifference(KT.bits(split), KT.bits(all)) == nil)
-        for row in [0, 5, 8] {
-            var one = [Float](repeating: 0, count: n)
-            #expect(KT.matmul(kern, KT.q4_1, w, n: n, k: k, Array(x[row * k ..< (row + 1) * k]), m: 1, into: &one) == 0)
-            #expect(KT.firstDifference(KT.bits(one), KT.bits(Array(all[row * n ..< (row + 1) * n]))) == nil, "row \(row)")
+        for (name, kern) in sets {
+            var all = [Float](repeating: 0, count: m * n)
+            #expect(KT.matmul(kern, KT.q4_1, w, n: n, k: k, x, m: m, into: &all) == 0)
+            var split = [Float](repeating: 0, count: m * n)
+            #expect(KT.matmul(kern, KT.q4_1, w, rows: 0 ... 16, n: n, k: k, x, m: m, into: &split) == 0)
+            #expect(KT.matmul(kern, KT.q4_1, w, rows: 17 ... 39, n: n, k: k, x, m: m, into: &split) == 0)
+            #expect(KT.firstDifference(KT.bits(split), KT.bits(all)) == nil, "\(name)")
+            for row in [0, 5, 8] {
+                var one = [Float](repeating: 0, count: n)
+                #expect(KT.matmul(kern, KT.q4_1, w, n: n, k: k, Array(x[row * k ..< (row + 1) * k]), m: 1, into: &one) == 0)
+                #expect(KT.firstDifference(KT.bits(one), KT.bits(Array(all[row * n ..< (row + 1) * n]))) == nil, "\(name) row \(row)")
+            }
         }
     }
+}
+
+/// Each SIMD level this CPU has, against the scalar reference, one test case per level; a level the
+/// CPU lacks has no case, and its `…IsTested` check below is skipped with the reason.
+@Suite struct LevelTests {
+    @Test(arguments: KT.simdLevels) func weightDecodingMatchesTheReference(level: String) throws {
+        try CrossLevel(level).weightDecodingMatchesTheReference()
+    }
+    @Test(arguments: KT.simdLevels) func exactMatmulIsIdentical(level: String) { CrossLevel(level).exactMatmulIsIdentical() }
+    @Test(arguments: KT.simdLevels) func transposedMatmulIsIdentical(level: String) { CrossLevel(level).transposedMatmulIsIdentical() }
+    @Test(arguments: KT.simdLevels) func int8MatmulIsIdentical(level: String) { CrossLevel(level).int8MatmulIsIdentical() }
+    @Test(arguments: KT.simdLevels) func activationQuantizersAreIdentical(level: String) {
+        CrossLevel(level).activationQuantizersAreIdentical()
+    }
+    @Test(arguments: ["scalar"] + KT.simdLevels) func resultsDoNotDependOnBatchOrSplit(level: String) {
+        CrossLevel(level).resultsDoNotDependOnBatchOrSplit()
+    }
+
+    @Test(.enabled(if: KT.has(SPK_ISA_AVX2), "this CPU lacks AVX2 + FMA + F16C: the AVX2 kernels are not tested"))
+    func avx2IsTested() { #expect(KT.simdLevels.first == "avx2") }
+
+    @Test(.enabled(if: spk_has_avx_vnni() != 0, "this CPU lacks AVX-VNNI: the avx2-vnni int8 kernel is not tested"))
+    func avx2VNNIIsTested() { #expect(CrossLevel("avx2").sets.map(\.name) == ["avx2", "avx2-vnni"]) }
+
+    @Test(.enabled(if: KT.has(SPK_ISA_AVX512), "this CPU lacks AVX-512 F/BW/VL/VNNI: the AVX-512 kernels are not tested"))
+    func avx512IsTested() { #expect(KT.simdLevels.last == "avx512") }
 }
 
 /// The intended use: threads (here tasks) computing disjoint row ranges of one product at once.
@@ -375,74 +437,5 @@ import Testing
         }
         #expect(KT.firstDifference(KT.bits(y), KT.bits(want)) == nil)
         #expect(KT.firstDifference(KT.bits(yq), KT.bits(wantQ)) == nil)
-    }
-}
-
-@Suite struct HelperTests {
-    @Test func halfConversionsAreExactOnEveryLevel() {
-        let every = (0 ... 0xFFFF).map { UInt16($0) }
-        var rng = SplitMix64(seed: 7)
-        var floats: [Float] = [0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e-8, -1e-8, 6.1e-5, 5.96e-8, 2.98e-8,
-                               2.99e-8, .infinity, -.infinity, .nan, Float(bitPattern: 0x7F80_0001), 1 + 1.0 / 2048,
-                               1 + 3.0 / 2048, 1 + 1.0 / 256, 1 + 3.0 / 256, 3.4e38, -Float.leastNormalMagnitude, Float.leastNonzeroMagnitude]
-        floats += (0 ..< 2000).map { _ in Float(bitPattern: UInt32.random(in: 0 ... UInt32.max, using: &rng)) }
-        let wantF16 = floats.map { HalfFloat.floatToF16($0) }
-        let wantBF16 = floats.map { HalfFloat.floatToBF16($0) }
-        for s in KT.kernelSets {
-            var out = [Float](repeating: 0, count: every.count)
-            spk_f16_to_f32_row(s.kern, every, &out, Int32(every.count))
-            #expect(KT.firstDifference(KT.bits(out), every.map { HalfFloat.f16ToFloat($0).bitPattern }) == nil, "\(s.name) f16->f32")
-            spk_bf16_to_f32_row(s.kern, every, &out, Int32(every.count))
-            #expect(KT.firstDifference(KT.bits(out), every.map { HalfFloat.bf16ToFloat($0).bitPattern }) == nil, "\(s.name) bf16->f32")
-            var h = [UInt16](repeating: 0, count: floats.count)
-            spk_f32_to_f16_row(s.kern, floats, &h, Int32(floats.count))
-            for i in floats.indices where !floats[i].isNaN { #expect(h[i] == wantF16[i], "\(s.name) f16 of \(floats[i])") }
-            for i in floats.indices where floats[i].isNaN { #expect(h[i] & 0x7C00 == 0x7C00 && h[i] & 0x3FF != 0) }
-            spk_f32_to_bf16_row(s.kern, floats, &h, Int32(floats.count))
-            #expect(KT.firstDifference(h, wantBF16) == nil, "\(s.name) bf16")
-        }
-    }
-
-    @Test func vectorHelpersAgreeWithDoubleOnEveryLevel() {
-        var rng = SplitMix64(seed: 8)
-        for n in [1, 7, 64, 577] {
-            let a = KT.randomFloats(n, rng: &rng, scale: 4), b = KT.randomFloats(n, rng: &rng, scale: 4)
-            let g = KT.randomFloats(n, rng: &rng, scale: 12)
-            let sumAbs = zip(a, b).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
-            let dotWant = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-            let ms = a.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n)
-            let mx = Double(a.max()!)
-            let z = a.reduce(0.0) { $0 + exp(Double($1) - mx) }
-            for s in KT.kernelSets {
-                let d = spk_dot_f32(s.kern, a, b, Int32(n))
-                #expect(abs(Double(d) - dotWant) <= 1e-5 * sumAbs, "\(s.name) dot n=\(n)")
-
-                var y = b
-                spk_axpy_f32(s.kern, Int32(n), 0.75, a, &y)
-                #expect(KT.firstDifference(KT.bits(y), (0 ..< n).map { b[$0].addingProduct(0.75, a[$0]).bitPattern }) == nil, "\(s.name) axpy (one fma)")
-
-                var r = [Float](repeating: 0, count: n)
-                spk_rmsnorm_f32(s.kern, a, b, &r, Int32(n), 1e-5)
-                for i in 0 ..< n {
-                    let want = Double(a[i]) / (ms + 1e-5).squareRoot() * Double(b[i])
-                    #expect(abs(Double(r[i]) - want) <= 1e-5 * abs(want) + 1e-7, "\(s.name) rmsnorm n=\(n)")
-                }
-
-                var p = a
-                spk_softmax_f32(s.kern, &p, Int32(n))
-                for i in 0 ..< n {
-                    let want = exp(Double(a[i]) - mx) / z
-                    #expect(abs(Double(p[i]) - want) <= 1e-5 * want + 1e-12, "\(s.name) softmax n=\(n)")
-                }
-
-                var o = [Float](repeating: 0, count: n)
-                spk_silu_mul_f32(s.kern, g, b, &o, Int32(n))
-                for i in 0 ..< n {
-                    let gi = Double(g[i])
-                    let want = gi / (1 + exp(-gi)) * Double(b[i])
-                    #expect(abs(Double(o[i]) - want) <= 5e-6 * abs(want) + 1e-12, "\(s.name) silu n=\(n)")
-                }
-            }
-        }
     }
 }

@@ -1,6 +1,8 @@
 import CKernels
+import Quants
 import TensorIO
 import TestSupport
+import Testing
 
 /// Test plumbing for the C kernels: kernel sets, random data, fixtures.
 enum KT {
@@ -15,6 +17,26 @@ enum KT {
     }
 
     static var scalar: OpaquePointer { spk_kernels_get(SPK_ISA_SCALAR)! }
+
+    /// The level a kernel set's name stands for ("avx2-vnni" is an AVX2 set).
+    static func level(named name: String) -> spk_isa? {
+        ["scalar": SPK_ISA_SCALAR, "avx2": SPK_ISA_AVX2, "avx2-vnni": SPK_ISA_AVX2, "avx512": SPK_ISA_AVX512][name]
+    }
+
+    /// The SIMD levels this CPU has, lowest first ("avx2", "avx512"): the per-level test arguments.
+    static let simdLevels = [("avx2", SPK_ISA_AVX2), ("avx512", SPK_ISA_AVX512)].filter { has($0.1) }.map { $0.0 }
+
+    /// Whether this CPU (and OS) runs `level`.
+    static func has(_ level: spk_isa) -> Bool { spk_detect_isa().rawValue >= level.rawValue }
+
+    /// What this run tests, for the log: the detected level, the sets under test and the levels skipped.
+    static var levelReport: String {
+        let skipped = [SPK_ISA_AVX2, SPK_ISA_AVX512].filter { !has($0) }.map { String(cString: spk_isa_name($0)) }
+            + (has(SPK_ISA_AVX2) && spk_has_avx_vnni() == 0 ? ["avx2-vnni"] : [])
+        return "CPU level \(String(cString: spk_isa_name(spk_detect_isa()))), active set \(String(cString: spk_kernels_name(nil))); "
+            + "kernel sets tested: \(kernelSets.map(\.name).joined(separator: ", "))"
+            + (skipped.isEmpty ? "" : "; not on this CPU (skipped): \(skipped.joined(separator: ", "))")
+    }
 
     static let f32 = Int32(SPK_TYPE_F32), f16 = Int32(SPK_TYPE_F16), bf16 = Int32(SPK_TYPE_BF16)
     static let q4_0 = Int32(SPK_TYPE_Q4_0), q4_1 = Int32(SPK_TYPE_Q4_1), q8_0 = Int32(SPK_TYPE_Q8_0)
@@ -77,6 +99,31 @@ enum KT {
         }
         precondition(rc == 0)
         return (out, rb)
+    }
+
+    /// `count` weights decoded by the project's reference dequantizer (`Quantization.dequantize`).
+    static func referenceDequantized(_ type: Int32, _ w: [UInt8], count: Int) throws -> [Float] {
+        let t = try #require(GGMLType(rawValue: UInt32(type)))
+        return try w.withUnsafeBytes { try Quantization.dequantize(t, bytes: $0, count: count) }
+    }
+
+    /// The weights (n × k, row-major) as the matmul of `kern` decodes them: `X · Wᵀ` with X the
+    /// identity, 4 rows per call (the few-row kernels) and all k rows in one call (the panel kernels)
+    /// must agree. Each output is an fma chain with one non-zero product, so it is the decoded weight
+    /// exactly (up to the sign of a zero, hence the compare by value).
+    static func decodedByMatmul(_ kern: OpaquePointer, _ type: Int32, _ w: [UInt8], n: Int, k: Int) -> [Float] {
+        var identity = [Float](repeating: 0, count: k * k)
+        for i in 0 ..< k { identity[i * k + i] = 1 }
+        var panel = [Float](repeating: .nan, count: k * n)
+        precondition(matmul(kern, type, w, n: n, k: k, identity, m: k, into: &panel) == 0)
+        var out = [Float](repeating: .nan, count: n * k)
+        for r in 0 ..< n { for c in 0 ..< k { out[r * k + c] = panel[c * n + r] } }
+        for start in stride(from: 0, to: k, by: 4) {
+            var few = [Float](repeating: .nan, count: 4 * n)
+            precondition(matmul(kern, type, w, n: n, k: k, Array(identity[start * k ..< (start + 4) * k]), m: 4, into: &few) == 0)
+            for i in 0 ..< 4 { for r in 0 ..< n where few[i * n + r] != out[r * k + start + i] { out[r * k + start + i] = .nan } }
+        }
+        return out
     }
 
     // ---- Calls with Swift arrays ----------------------------------------------------------------

@@ -15,8 +15,12 @@ import TestSupport
 struct TinyModelTests {
     static let names = ["qwen2", "mistral", "llama-spm", "llama-rope-freqs", "llama-rope-linear",
                         "llama-rope-scale-linear-key", "q8_0", "q4_0", "q4_1", "q4_k_m"]
-    static let minCosine = 0.9999
-    static let maxAbs: Float = 0.02
+    /// The exact path's budget against the float64 reference. Measured (release, this tree): max abs
+    /// 1.76e-5 at worst (llama-spm+emb8; 5.8e-6 … 1.5e-5 on the others), cosine ≥ 1 − 1.8e-12. The budget
+    /// is 1e-4, over 5× the worst measured, leaving room for float rounding changes (a new summation
+    /// order in attention moves results by a few 1e-6).
+    static let minCosine = 1 - 1e-8
+    static let maxAbs: Float = 1e-4
 
     struct Fixture {
         let model: LlamaModel
@@ -104,7 +108,7 @@ struct TinyModelTests {
         }
     }
 
-    /// Every position within cosine 0.9999 and 0.02 max abs of the exact reference.
+    /// Every position within `maxAbs` (1e-4) and cosine 1 − 1e-8 of the exact reference.
     @Test(arguments: names) func exactPathMatchesTheReference(name: String) throws {
         let f = try Fixture(name)
         for withEmbeddings in [false, true] {
@@ -119,6 +123,7 @@ struct TinyModelTests {
                 worstCos = min(worstCos, cosine(a, b))
             }
             let label = "\(name)\(withEmbeddings ? "+emb8" : "")"
+            print("[exact path vs reference] \(label): max abs \(worstAbs), cosine \(worstCos)")
             #expect(worstAbs <= Self.maxAbs, "\(label): max abs \(worstAbs)")
             #expect(worstCos >= Self.minCosine, "\(label): cosine \(worstCos)")
         }
@@ -141,9 +146,9 @@ struct TinyModelTests {
         }
     }
 
-    /// The llama.cpp bar on every tiny model: our exact path clears it, and the fixture records how far
-    /// llama.cpp sits from the exact reference (printed; bounded only loosely, as a fixture sanity check:
-    /// F16/F32 models ≤ 1e-3 KL, quantized ones ≤ 2e-2).
+    /// The llama.cpp bar on every tiny model: our exact path clears it. How far llama.cpp itself sits from
+    /// the exact reference is printed as a record; its sanity is checked where the fixture is made
+    /// (Tools/scripts/gen_tiny_models.py), not here, since no change to our code could move it.
     @Test(arguments: names) func llamaCppBar(name: String) throws {
         let f = try Fixture(name)
         for c in try LlamaCppYardstick.tinyCases(name) {
@@ -151,8 +156,6 @@ struct TinyModelTests {
             let verdict = c.judge(try session.forward(c.inputs, logits: .all))
             print("[llama.cpp bar] \(c.name): exact path \(verdict); llama.cpp max abs \(c.llamaCpp.map(\.maxAbs).max()!)")
             #expect(verdict.passes, "\(c.name): \(verdict)")
-            let quantized = name.hasPrefix("q") || name == "llama-spm"
-            #expect(verdict.llamaCppMaxKL <= (quantized ? 2e-2 : 1e-3), "\(c.name): llama.cpp KL \(verdict.llamaCppMaxKL)")
         }
     }
 

@@ -51,7 +51,8 @@ private func openError(path: String) -> SafetensorsError? {
             #expect(checkpoint.tensor(named: "head")?.file.path.hasSuffix("model-00002-of-00002.safetensors") == true)
             #expect(try checkpoint.data(named: "head").count == 4)
             #expect(checkpoint.tensor(named: "nope") == nil)
-            do { _ = try checkpoint.floats(named: "nope") } catch { #expect(error.kind == .tensorNotFound) }
+            let error = #expect(throws: SafetensorsError.self) { try checkpoint.floats(named: "nope") }
+            #expect(error?.kind == .tensorNotFound && error?.tensor == "nope")
         }
     }
 

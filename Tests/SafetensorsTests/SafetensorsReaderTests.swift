@@ -196,9 +196,12 @@ enum Corruption: String, CaseIterable, CustomTestStringConvertible {
 
     @Test func lookupErrors() throws {
         let file = try SafetensorsFile(bytes: makeFile(baseHeader, data: baseData))
-        #expect(throws: SafetensorsError.self) { try file.data(named: "nope") }
-        do { _ = try file.floats(named: "nope") } catch { #expect(error.kind == .tensorNotFound && error.tensor == "nope") }
-        do { _ = try file.floats(named: "b") } catch { #expect(error.kind == .notFloatingPoint && error.tensor == "b") }
+        let noData = #expect(throws: SafetensorsError.self) { try file.data(named: "nope") }
+        #expect(noData?.kind == .tensorNotFound && noData?.tensor == "nope")
+        let missing = #expect(throws: SafetensorsError.self) { try file.floats(named: "nope") }
+        #expect(missing?.kind == .tensorNotFound && missing?.tensor == "nope")
+        let integer = #expect(throws: SafetensorsError.self) { try file.floats(named: "b") }
+        #expect(integer?.kind == .notFloatingPoint && integer?.tensor == "b")
         #expect(file.tensor(named: "nope") == nil)
     }
 
@@ -212,12 +215,12 @@ enum Corruption: String, CaseIterable, CustomTestStringConvertible {
         #expect(view.baseAddress == file.bytes.baseAddress! + file.dataStart + 8)
         #expect(Array(view) == [8, 9, 10])
         // Errors from disk carry the path; a missing file is an I/O error.
-        do { _ = try SafetensorsFile(path: path + ".missing") } catch { #expect(error.kind == .io && error.path == path + ".missing") }
+        let missing = #expect(throws: SafetensorsError.self) { try SafetensorsFile(path: path + ".missing") }
+        #expect(missing?.kind == .io && missing?.path == path + ".missing")
         let bad = try TestSupport.temporaryFile(Corruption.gap.sample.bytes, name: "bad.safetensors")
-        do { _ = try SafetensorsFile(path: bad) } catch {
-            #expect(error.kind == .gapBetweenTensors && error.path == bad)
-            #expect(error.description.hasPrefix(bad + ": "))
-        }
+        let gap = #expect(throws: SafetensorsError.self) { try SafetensorsFile(path: bad) }
+        #expect(gap?.kind == .gapBetweenTensors && gap?.path == bad)
+        #expect(gap?.description.hasPrefix(bad + ": ") == true)
     }
 
     @Test func floatDecoding() throws {

@@ -148,8 +148,7 @@ private func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
         let file = try SafetensorsFile(path: path)
         #expect(Array(try file.data(named: "a")) == [1, 2])
         // An unwritable destination is an I/O error.
-        do { try good.write(to: dir + "/no/such/dir/x.safetensors") } catch let error as SafetensorsError {
-            #expect(error.kind == .io)
-        }
+        let error = #expect(throws: SafetensorsError.self) { try good.write(to: dir + "/no/such/dir/x.safetensors") }
+        #expect(error?.kind == .io && error?.path == dir + "/no/such/dir/x.safetensors")
     }
 }

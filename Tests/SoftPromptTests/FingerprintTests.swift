@@ -127,8 +127,8 @@ struct FingerprintTests {
 
     static let modelPresent = TestSupport.defaultModelPath != nil
 
-    /// Against the independent Python implementation (Tests/Fixtures/sprompt/default-fingerprint.json),
-    /// and fast: the sketch touches 46 rows.
+    /// Against the independent Python implementation (Tests/Fixtures/sprompt/default-fingerprint.json).
+    /// (The sketch touches 46 rows; the time is printed, not asserted: speed belongs to benchmarks.)
     @Test(.enabled(if: modelPresent)) func defaultModelMatchesPython() throws {
         let path = try #require(TestSupport.defaultModelPath)
         let model = try LlamaModel(gguf: try GGUFFile(path: path))
@@ -138,9 +138,6 @@ struct FingerprintTests {
         clock_gettime(CLOCK_MONOTONIC, &end)
         let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
         print("fingerprint of the default model: \(seconds) s")
-        #if !DEBUG
-        #expect(seconds < 0.5, "fingerprint took \(seconds) s")
-        #endif
         let fixture = try JSON.parse(try readFile(TestSupport.fixture("sprompt/default-fingerprint.json")))
         let want = try #require(fixture["fingerprint"])
         #expect(computed.architecture == want["architecture"]?.stringValue)

@@ -55,12 +55,9 @@ struct RoundTripTests {
         let file = Self.bank()
         #expect(try file.prompt(named: "b").dtype == .f16)
         #expect(throws: SpromptError.self) { try file.prompt(named: nil) }
-        do {
-            _ = try file.prompt(named: "zzz")
-        } catch {
-            #expect(error.kind == .promptNotFound)
-            #expect(error.message.contains("'a', 'b', 'c ünïcode'"))
-        }
+        let error = #expect(throws: SpromptError.self) { try file.prompt(named: "zzz") }
+        #expect(error?.kind == .promptNotFound)
+        #expect(error?.message.contains("'a', 'b', 'c ünïcode'") == true)
         let single = PromptFile(model: nil, prompts: [SoftPrompt(name: "only", vectors: [1, 2], width: 2)])
         #expect(try single.prompt(named: nil).name == "only")
     }

@@ -232,7 +232,8 @@ private func parseError(bytes: [UInt8]) -> JSONError? {
         }
         for bad in [Double.infinity, -.infinity, .nan] {
             #expect(throws: JSONError.self) { try JSON.serialize(["x": [.double(bad)]]) }
-            do { _ = try JSON.serialize(.double(bad)) } catch { #expect(error.kind == .nonFiniteNumber) }
+            let error = #expect(throws: JSONError.self) { try JSON.serialize(.double(bad)) }
+            #expect(error?.kind == .nonFiniteNumber)
         }
         #expect(try JSON.serialize(.int(.min)) == "-9223372036854775808")
     }

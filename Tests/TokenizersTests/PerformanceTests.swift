@@ -6,8 +6,8 @@ import Testing
 import TestSupport
 import Tokenizers
 
-/// Throughput on the corpus with the default model's vocabulary. The time limit only applies to
-/// optimised builds; debug builds just report the time.
+/// The corpus through the default model's vocabulary, both ways. The times are printed as a record,
+/// not asserted: speed belongs to benchmarks (`softprompt bench`), not to tests.
 @Suite struct PerformanceTests {
     static func seconds() -> Double {
         var now = timespec()
@@ -15,7 +15,7 @@ import Tokenizers
         return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
     }
 
-    @Test(.enabled(if: TestSupport.defaultModelPath != nil)) func encodes2000LinesQuickly() throws {
+    @Test(.enabled(if: TestSupport.defaultModelPath != nil)) func encodesAndDecodes2000Lines() throws {
         let start = Self.seconds()
         let tokenizer = try Tokenizer(TokenizerVocabulary(gguf: GGUFFile(path: TestSupport.defaultModelPath!)))
         let loaded = Self.seconds()
@@ -33,8 +33,5 @@ import Tokenizers
             """)
         #expect(tokens > 40_000)
         #expect(bytes > 100_000)
-        #if !DEBUG
-        #expect(encoded - loaded < 0.5)
-        #endif
     }
 }

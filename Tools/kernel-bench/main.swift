@@ -2,6 +2,7 @@
 // Swift SIMD16 implementation of the exact Q4_1 path for comparison. Build and run in release:
 //
 //   swift run -c release kernel-bench [--quick]
+//   kernel-bench --isa     prints the detected instruction-set level and the kernel sets, then exits
 //
 // Each figure is the best of several calls, each timed in CPU time of the calling thread (so a shared,
 // busy machine does not count time spent descheduled), in GFLOP/s = 2·M·N·K / time. Timings are
@@ -129,6 +130,13 @@ var count: Int32 = 0
 let setsPtr = spk_kernels_all(&count)!
 let sets = (0 ..< Int(count)).map { setsPtr[$0]! }
 func name(_ k: OpaquePointer) -> String { String(cString: spk_kernels_name(k)) }
+
+if CommandLine.arguments.contains("--isa") {
+    print("ISA level: \(String(cString: spk_isa_name(spk_detect_isa()))) detected, \(name(spk_kernels_active()))"
+        + " active (SOFTPROMPT_ISA=\(getenv("SOFTPROMPT_ISA").map { String(cString: $0) } ?? "unset")); AVX-VNNI "
+        + (spk_has_avx_vnni() != 0 ? "yes" : "no") + "; kernel sets: \(sets.map(name).joined(separator: ", "))")
+    exit(0)
+}
 
 print("kernel-bench: best-of timings (thread CPU time), GFLOP/s = 2·M·N·K / time; detected level \(String(cString: spk_isa_name(spk_detect_isa())))")
 print("shape (N×K)   M    set        exact   int8(+quant)  int8-only  transposed   | quant ms")

@@ -267,6 +267,12 @@ def main():
         lcpp_emb = lc.oracle_logits(a.oracle, loadable, ids, os.path.join(tiny_dir, name + ".emb8.npy"))
         yentry = {"name": name, "tokens": lc.position_summary(exact, lcpp),
                   "emb8": lc.position_summary(exact_emb[8:], lcpp_emb)}
+        # Sanity of llama.cpp itself (a broken build would exceed these): KL from the exact reference
+        # <= 1e-3 on F16/F32 models, <= 2e-2 on quantized ones (llama-spm has Q8_0 matrices).
+        bound = 2e-2 if name.startswith("q") or name == "llama-spm" else 1e-3
+        for part in ("tokens", "emb8"):
+            if max(yentry[part]["kl"]) > bound:
+                sys.exit(f"{name} {part}: llama.cpp KL {max(yentry[part]['kl'])} > {bound}; fixture not written")
         yard["models"] = [m for m in yard["models"] if m["name"] != name] + [yentry]
         s = yentry["tokens"]
         print(f"{name:30s} {os.path.getsize(path) // 1024:5d} KB  V={V}  llama.cpp vs exact: "

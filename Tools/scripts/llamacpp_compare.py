@@ -95,6 +95,22 @@ def position_summary(exact, lcpp):
 # ---------------------------------------------------------------------------------------------------
 # llama.cpp through the shared oracle (a separate process)
 # ---------------------------------------------------------------------------------------------------
+def check_yardstick(cases):
+    """Refuses a default-model yardstick that a broken llama.cpp build could have produced (the bounds the
+    Swift tests once applied to the stored fixture): the coarse KL is a lower bound of the full one; token
+    prompts KL <= 0.05 and max abs <= 3 (measured: KL <= 0.028, max abs <= 1.6); the prompt behind 8 random
+    input embeddings KL <= 0.5 and max abs <= 10 (measured: KL max 0.29, max abs 5.7)."""
+    for c in cases:
+        embeddings = c["virtual"] != 0
+        for t, p in enumerate(c["positions"]):
+            if p["kl_coarse"] > p["kl"] + 1e-6:
+                sys.exit(f"{c['name']} position {t}: coarse KL {p['kl_coarse']} exceeds the full KL {p['kl']}")
+        kl_max = max(p["kl"] for p in c["positions"])
+        abs_max = max(p["max_abs"] for p in c["positions"])
+        if kl_max > (0.5 if embeddings else 0.05) or abs_max > (10 if embeddings else 3):
+            sys.exit(f"{c['name']}: llama.cpp KL {kl_max}, max abs {abs_max}: beyond the sanity bounds; not written")
+
+
 def llama_cpp_version():
     try:
         import llama_cpp
@@ -323,6 +339,7 @@ def main():
                         "cosine": round(float(cosine(ex[t], l)), 7)})
                 yard.append({"name": name, "ids": ids, "virtual": nv, "positions": positions})
         if a.fixture:
+            check_yardstick(yard)
             with open(a.fixture, "w") as f:
                 json.dump({"model_sha256": fx["model_sha256"], "probe_ids": fx["probe_ids"],
                            "settings": "llama-cpp-python " + llama_cpp_version() + ", oracle.py: 1 thread, "

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 Tools/scripts/bootstrap.sh >/dev/null
 export SOFTPROMPT_MODEL="${SOFTPROMPT_MODEL:-$(Tools/scripts/bootstrap.sh)}"
 swift build -c release --build-tests -Xswiftc -enable-testing
+# Which instruction-set level the kernels run at on this machine (KernelsTests also print the sets they test).
+"$(swift build -c release --show-bin-path)/kernel-bench" --isa
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 if [[ $# -eq 0 ]]; then
     Tools/scripts/kill_check.sh --short

@@ -8,9 +8,9 @@
  *
  * Choosing an instruction set. Every kernel takes a `const spk_kernels *` first argument: NULL means
  * "the active set" (spk_kernels_active(): the best the CPU and OS support, or the level named by the
- * environment variable SOFTPROMPT_ISA=scalar|avx2|avx512, or the level set with spk_set_isa, always
- * clamped to what the machine supports). Tests and benchmarks pass spk_kernels_get(level) explicitly,
- * so they never have to change global state.
+ * environment variable SOFTPROMPT_ISA=scalar|avx2|avx512, read once, always clamped to what the machine
+ * supports). There is no way to change the level of a running process: tests and benchmarks pass
+ * spk_kernels_get(level) explicitly, so one process can run every level at once.
  *
  * Types are ggml's numeric ids (GGUF tensor types). Supported weight types: F32, F16, BF16, Q4_0, Q4_1,
  * Q8_0, Q4_K, Q6_K. Block layouts (little-endian, f16 = IEEE binary16), as in ggml's ggml-common.h:
@@ -21,8 +21,9 @@
  *   Q4_K 144 B / 256: f16 d; f16 dmin; u8 scales[12]; u8 qs[128]  (8 sub-blocks of 32, 6-bit scale/min)
  *   Q6_K 210 B / 256: u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d  (16 sub-blocks of 16)
  *   Q8_K 292 B / 256: f32 d; i8 qs[256]; i16 bsums[16]  (activations only)
- * Dequantized values are bit-identical to gguf-py's `gguf.quants.dequantize` (products and sums rounded
- * separately, never fused: x = d*q + m is a multiply then an add).
+ * The matmuls decode weights bit-identically to gguf-py's `gguf.quants.dequantize` (products and sums
+ * rounded separately, never fused: x = d*q + m is a multiply then an add). The reference dequantizer is
+ * the Swift one in Sources/Quants (Quantization.dequantize); the tests check these kernels against it.
  *
  * Return codes: SPK_OK (0) or a negative SPK_E* value; no kernel prints, aborts or keeps state.
  * Kernels allocate small scratch buffers per call (panels of a few tens of KB, plus M*K/32 floats for
@@ -66,11 +67,8 @@ spk_isa spk_detect_isa(void);
 /** Whether the AVX2 level can also use AVX-VNNI (VEX-encoded vpdpbusd) on this machine. */
 int spk_has_avx_vnni(void);
 
-/** The level in use: SOFTPROMPT_ISA (read once) or spk_set_isa, clamped to spk_detect_isa(). */
+/** The level in use: SOFTPROMPT_ISA (read once; unknown values ignored), clamped to spk_detect_isa(). */
 spk_isa spk_active_isa(void);
-
-/** Sets the process-wide level (clamped to what the machine supports) and returns the level in effect. */
-spk_isa spk_set_isa(spk_isa isa);
 
 /** "scalar", "avx2" or "avx512". */
 const char *spk_isa_name(spk_isa isa);
@@ -122,14 +120,8 @@ size_t spk_type_block_bytes(int type);
 /** Bytes of a row of `k` elements, or 0 if the type is unknown or `k` is not a whole number of blocks. */
 size_t spk_row_bytes(int type, int64_t k);
 
-/** Whether `type` can be a weight type for spk_matmul_f32 / spk_matmul_t_f32 / spk_dequantize_row. */
+/** Whether `type` can be a weight type for spk_matmul_f32 / spk_matmul_t_f32. */
 int spk_type_supported(int type);
-
-/**
- * Dequantizes one row of `k` elements (a whole number of blocks) to f32, bit-identical to gguf-py.
- * Returns SPK_OK, SPK_ETYPE or SPK_EINVAL.
- */
-int spk_dequantize_row(int type, const void *src, float *dst, int64_t k);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Exact path: f32 activations times dequantized weights                                            */
@@ -141,9 +133,9 @@ int spk_dequantize_row(int type, const void *src, float *dst, int64_t k);
  * rows of the range are read). X is M × K f32 with row stride `ldx` floats; Y is M × (≥ n_end) f32 with
  * row stride `ldy` floats (column index = absolute n).
  *
- * Result contract (every level, every M, bit for bit): each weight is dequantized exactly as
- * spk_dequantize_row does, and each output is the chain acc = 0; acc = fmaf(X[m,k], W[n,k], acc) for
- * k = 0, 1, ..., K-1. So results do not depend on the instruction set, on M (a row's logits are the
+ * Result contract (every level, every M, bit for bit): each weight is dequantized exactly as gguf-py
+ * and Quantization.dequantize do, and each output is the chain acc = 0; acc = fmaf(X[m,k], W[n,k], acc)
+ * for k = 0, 1, ..., K-1. So results do not depend on the instruction set, on M (a row's logits are the
  * same in a batch of 512 as alone) or on how rows are split across threads.
  *
  * Requirements: K > 0 and a multiple of 32 (of 256 for K-quants); row_bytes ≥ spk_row_bytes(type, K);
@@ -244,31 +236,6 @@ int spk_vec_dot_type(int weight_type);
  */
 int spk_matmul_q8(const spk_kernels *kern, int type, const void *W, size_t row_bytes, int n_begin,
                   int n_end, int K, const void *Xq, size_t xq_row_bytes, int M, float *Y, int ldy);
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Small vector helpers (f32). Sums are taken in a level-dependent order: levels agree within a few  */
-/* ulps of the sum of magnitudes, not bit for bit. exp is a polynomial on the SIMD levels (≤ 2 ulp).  */
-
-/** y[i] = x[i] / sqrt(mean(x²) + eps) * w[i] (w may be NULL for no gain). y may alias x. */
-void spk_rmsnorm_f32(const spk_kernels *kern, const float *x, const float *w, float *y, int n, float eps);
-
-/** In place: x[i] = exp(x[i] - max) / Σ exp(x[j] - max). n ≥ 1. */
-void spk_softmax_f32(const spk_kernels *kern, float *x, int n);
-
-/** out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias gate or up. */
-void spk_silu_mul_f32(const spk_kernels *kern, const float *gate, const float *up, float *out, int n);
-
-/** Σ a[i]*b[i]. */
-float spk_dot_f32(const spk_kernels *kern, const float *a, const float *b, int n);
-
-/** y[i] += alpha * x[i]. */
-void spk_axpy_f32(const spk_kernels *kern, int n, float alpha, const float *x, float *y);
-
-/** Row conversions (exact widening; narrowing rounds to nearest even, NaN stays NaN). */
-void spk_f16_to_f32_row(const spk_kernels *kern, const uint16_t *src, float *dst, int n);
-void spk_f32_to_f16_row(const spk_kernels *kern, const float *src, uint16_t *dst, int n);
-void spk_bf16_to_f32_row(const spk_kernels *kern, const uint16_t *src, float *dst, int n);
-void spk_f32_to_bf16_row(const spk_kernels *kern, const float *src, uint16_t *dst, int n);
 
 #ifdef __cplusplus
 }
