@@ -33,7 +33,9 @@ func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePoin
         var maxScore = -Float.infinity
         for s in 0 ..< visible {
             let kv = s < prefix ? prefixK + s * KV + kvh * D : k + (s - prefix) * KV + kvh * D
-            let score = dotF32(qv, kv, D) * scale
+            var dot: Float = 0
+            for d in 0 ..< D { dot += qv[d] * kv[d] }  // in order, as the float32 reference loop sums
+            let score = dot * scale
             scratch[s] = score
             maxScore = max(maxScore, score)
         }
