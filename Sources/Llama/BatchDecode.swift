@@ -48,7 +48,7 @@ public enum BatchDecode {
         // Any session's rotary table gives the same angles; the longest covers every session's position.
         let rope = sessions.max { $0.rope.maxPositions < $1.rope.maxPositions }!.rope
         let pass = ModelPass(model: model, rope: rope, threads: max(1, threads), precision: precision)
-        let logits = pass.infer(x: &x, layout: layout, logitRows: Array(0 ..< B), arena: first.arena)
+        let logits = pass.infer(x: &x, layout: layout, logitRows: Array(0 ..< B))
         for s in sessions { s.position += 1 }
         return logits
     }

@@ -40,8 +40,9 @@ extension ModelPass {
 
 extension ModelPass {
     /// An inference pass: every block over `x` (N, C) in place (keys and values appended to the segments'
-    /// caches), then the logits of `logitRows`, (R, V). Working memory comes from `arena`.
-    func infer(x: inout [Float], layout: BatchLayout, logitRows: [Int], arena: FloatArena) -> [Float] {
+    /// caches), then the logits of `logitRows`, (R, V). The working memory lives for the call only, so a
+    /// session that prefilled a long prompt does not keep that much while it decodes.
+    func infer(x: inout [Float], layout: BatchLayout, logitRows: [Int]) -> [Float] {
         let cfg = config
         let N = layout.rows, C = cfg.hiddenSize, HD = cfg.numAttentionHeads * cfg.headDim
         let KV = cfg.numKeyValueHeads * cfg.headDim, F = cfg.intermediateSize, R = logitRows.count
@@ -50,8 +51,8 @@ extension ModelPass {
         let oAtt = carve.take(N * HD), oProj = carve.take(N * C), oGate = carve.take(N * F), oUp = carve.take(N * F)
         let oAct = carve.take(N * F), oScratch = carve.take(BlockBuffers.scratchFloats(layout, heads: cfg.numAttentionHeads))
         let oSelected = carve.take(R * C), oNormed = carve.take(R * C)
-        arena.reserve(carve.total)
-        let w = arena.base
+        let w = UnsafeMutablePointer<Float>.allocate(capacity: max(1, carve.total))
+        defer { w.deallocate() }
         let buffers = BlockBuffers(h: w + oH, q: w + oQ, k: w + oK, v: w + oV, att: w + oAtt, proj: w + oProj,
                                    gate: w + oGate, up: w + oUp, act: w + oAct, scratch: w + oScratch)
         var logits = [Float](repeating: 0, count: R * cfg.vocabSize)

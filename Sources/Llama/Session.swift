@@ -33,8 +33,6 @@ public final class InferenceSession {
     let cache: KVCache
     private let budget: MemoryBudget?
     let rope: RoPETable
-    /// Working memory of `forward`, kept between calls.
-    let arena = FloatArena()
 
     /// - Parameters:
     /// The KV cache grows with the sequence (doubling, up to `capacity`), so a session costs memory for the
@@ -163,7 +161,7 @@ public final class InferenceSession {
         }
         let layout = BatchLayout([(rows: T, prefix: position, context: .cache(cache))], heads: cfg.numAttentionHeads,
                                  kvWidth: cache.rowWidth)
-        let logits = pass.infer(x: &x, layout: layout, logitRows: rows, arena: arena)
+        let logits = pass.infer(x: &x, layout: layout, logitRows: rows)
         position += T
         return logits
     }
