@@ -437,12 +437,4 @@ struct RandomSource: Sendable, Equatable {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func expFloat(_ x: Float) -> Float { Glibc.expf(x) }
-@inline(__always) func logFloat(_ x: Float) -> Float { Glibc.logf(x) }
-#elseif canImport(Darwin)
-import Darwin
-@inline(__always) func expFloat(_ x: Float) -> Float { Darwin.expf(x) }
-@inline(__always) func logFloat(_ x: Float) -> Float { Darwin.logf(x) }
-#endif
+

@@ -1,5 +1,6 @@
 import Safetensors
 import TensorIO
+import Llama
 
 /// Training checkpoints: a safetensors file (Formats/checkpoint.md) holding the prompt, the optimizer's
 /// moments and the best prompt as F32 tensors, and the rest of the state as JSON in `__metadata__`.

@@ -1,4 +1,5 @@
 import TensorIO
+import Llama
 
 // Renderings of a `PromptExplanation`: JSON (TensorIO's JSONValue) and a self-contained HTML page (inline
 // CSS and SVG, no script, no external reference).

@@ -112,7 +112,4 @@ extension PromptInitialization {
 
 #if canImport(Glibc)
 import Glibc
-@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-@inline(__always) func _exp(_ x: Double) -> Double { Glibc.exp(x) }
 #endif

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import Llama
 #endif
 
 /// How the learning rate moves over training: a linear warmup from 0, then a decay.

@@ -42,8 +42,6 @@ func crossEntropyBackward(_ z: UnsafeMutablePointer<Float>, count: Int, target: 
 
 #if canImport(Glibc)
 import Glibc
-@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
 #elseif canImport(Darwin)
 import Darwin
-@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
 #endif
