@@ -70,6 +70,20 @@ struct CLIGrammarTests {
         #expect(!fileExists(out))
     }
 
+    /// An option shared by several commands (one `@OptionGroup`) is checked the same way in each.
+    @Test func aSharedOptionIsCheckedAlikeInEveryCommand() throws {
+        let cases: [[String]] = [
+            ["eval", "--data", "rows.jsonl", "--limit", "0"],
+            ["explain", "--prompt", "p.sprompt", "--limit", "0"],
+            ["validate", "--prompt", "p.sprompt", "--limit", "0"],
+        ]
+        for arguments in cases {
+            let run = try Binary.run(arguments)
+            #expect(run.status == Self.usage, "\(arguments): exit \(run.status), \(run.stderr)")
+            #expect(run.stderr.contains("--limit must be at least 1"), "\(arguments): \(run.stderr)")
+        }
+    }
+
     @Test func helpListsAnEnumsValues() throws {
         let convert = try Binary.run(["convert", "--help"])
         #expect(convert.status == 0)

@@ -72,7 +72,7 @@ struct Attach: ParsableCommand {
             selection.task = nil
         }
         try selection.adopt(legacy: legacyPrompt, command: "attach")
-        if !selection.isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
+        try selection.require()
         if let legacy = legacyEmbeddingType {
             Deprecation.note("--embedding-type", use: "--dtype")
             dtype = legacy
@@ -117,7 +117,7 @@ struct Attach: ParsableCommand {
             "untied_output": .bool(summary.untiedOutput), "template": soft.template.map { .string($0) } ?? .null,
         ]
         if output.json {
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
         } else {
             print("wrote \(out): tokens \(summary.firstTokenID)…\(summary.firstTokenID + names.count - 1) "
                   + "(\(names.first ?? "")…\(names.last ?? "")), token_embd \(summary.embeddingType.name), "

@@ -33,7 +33,7 @@ struct Bank: ParsableCommand {
                     "model": file.model.map { Bank.fingerprintJSON($0) } ?? .null,
                     "prompts": .array(file.prompts.map { .object(Bank.promptJSON($0)) }),
                 ]
-                print(try JSON.serialize(.object(o), pretty: true))
+                try JSONOption.print(o, sortedKeys: false)
                 return
             }
             print("\(bank): \(file.prompts.count) prompt\(file.prompts.count == 1 ? "" : "s"); model: "
@@ -94,7 +94,7 @@ struct Bank: ParsableCommand {
                 o["bank"] = .string(bank)
                 o["action"] = .string(replaced ? "replaced" : "added")
                 o["notes"] = .array(notes.map { .string($0) })
-                print(try JSON.serialize(.object(o), pretty: true))
+                try JSONOption.print(o, sortedKeys: false)
             } else {
                 print("\(replaced ? "replaced" : "added") '\(added.name)' (\(added.tokens) × \(added.width) \(added.dtype.rawValue), "
                       + "vectors \(added.vectorsSHA256.prefix(16))…) in \(bank)")
@@ -129,7 +129,7 @@ struct Bank: ParsableCommand {
                 var o = Bank.promptJSON(removed)
                 o["bank"] = .string(bank)
                 o["action"] = "removed"
-                print(try JSON.serialize(.object(o), pretty: true))
+                try JSONOption.print(o, sortedKeys: false)
             } else {
                 print("removed '\(removed.name)' from \(bank)")
             }
@@ -154,8 +154,7 @@ struct Bank: ParsableCommand {
         @Argument(help: .hidden)
         var legacyOut: String?
 
-        @Option(help: "Storage type of the output (default: the prompt's).")
-        var dtype: PromptDType?
+        @OptionGroup var dtypeOption: PromptDTypeOption
 
         @OptionGroup var output: JSONOption
 
@@ -168,7 +167,7 @@ struct Bank: ParsableCommand {
             let out = self.out!
             let file = try Bank.read(bank)
             var prompt = try Bank.wrap { () throws(SpromptError) in try file.prompt(named: task) }
-            if let dtype { prompt.dtype = dtype }
+            if let dtype = dtypeOption.dtype { prompt.dtype = dtype }
             do {
                 try PromptConversion.write(PromptFile(model: file.model, prompts: [prompt], metadata: file.metadata), to: out)
             } catch {
@@ -179,7 +178,7 @@ struct Bank: ParsableCommand {
                 o["bank"] = .string(bank)
                 o["out"] = .string(out)
                 o["action"] = "extracted"
-                print(try JSON.serialize(.object(o), pretty: true))
+                try JSONOption.print(o, sortedKeys: false)
             } else {
                 print("wrote '\(prompt.name)' (vectors \(prompt.vectorsSHA256.prefix(16))…) to \(out)")
             }
@@ -213,7 +212,7 @@ struct Bank: ParsableCommand {
             }
             if output.json {
                 let o: JSONObject = ["bank": .string(bank), "action": "renamed", "old": .string(old), "new": .string(new)]
-                print(try JSON.serialize(.object(o), pretty: true))
+                try JSONOption.print(o, sortedKeys: false)
             } else {
                 print("renamed '\(old)' to '\(new)' in \(bank)")
             }

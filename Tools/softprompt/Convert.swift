@@ -42,8 +42,7 @@ struct Convert: ParsableCommand {
 
     @OptionGroup var modelOption: ModelOption
 
-    @Option(help: "Storage type (default: the source's).")
-    var dtype: PromptDType?
+    @OptionGroup var dtypeOption: PromptDTypeOption
 
     @Option(help: "Set the prompt's template (text with {input}), e.g. for a PEFT prompt, which has none.")
     var template: String?
@@ -61,7 +60,7 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        let (inFormat, outFormat, storage, destination) = (from, to, dtype, out!)
+        let (inFormat, outFormat, storage, destination) = (from, to, dtypeOption.dtype, out!)
         let model = modelOption.model
         let reference = try selection.reference { try ModelLocator.resolve(model) }!
         let (path, task) = (reference.path, reference.task)
@@ -99,7 +98,7 @@ struct Convert: ParsableCommand {
                     "prompts": .array(file.prompts.map { .object(Bank.promptJSON($0)) }),
                     "model": file.model.map { Bank.fingerprintJSON($0) } ?? .null,
                 ]
-                print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+                try JSONOption.print(o)
                 return
             }
             for prompt in file.prompts {

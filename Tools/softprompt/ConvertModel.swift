@@ -78,7 +78,7 @@ struct ConvertModel: ParsableCommand {
             ]
             o["substitutions"] = .object(JSONObject(Dictionary(grouping: summary.substitutions, by: \.type)
                 .map { ($0.key.name, .int(Int64($0.value.count))) }))
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
             return
         }
         let types = summary.typeCounts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key.name)" }.joined(separator: ", ")

@@ -34,8 +34,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Read the hand-written instruction from this file (trailing newline kept).")
     var hardPromptFile: String?
 
-    @Option(help: "Context template; each {input} is replaced by the row's input (default: the one stored with the soft prompt, else {input}).")
-    var template: String?
+    @OptionGroup var templateOption: ScoringTemplateOption
 
     @Flag(help: "Keep special-token text (<|im_start|>, …) as plain text instead of parsing it into special tokens.")
     var noSpecial = false
@@ -43,8 +42,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Compare no prompt, the hard prompt and the soft prompt side by side.")
     var compare = false
 
-    @Option(help: "Score only the first N rows.")
-    var limit: Int?
+    @OptionGroup var limitOption: LimitOption
 
     @OptionGroup var threadsOption: ThreadsOption
 
@@ -58,18 +56,15 @@ struct Eval: ParsableCommand {
         if compare && !selection.isGiven && hardPrompt == nil && hardPromptFile == nil {
             throw ValidationError("--compare needs --prompt and/or --hard-prompt")
         }
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if let template { _ = try PromptTemplate(template) }
     }
 
     func run() throws {
         let loaded = try LoadedModel.load(modelOption.model)
         let C = loaded.llama.config.hiddenSize
-        var dataset = try TaskDataset.load(path: data, parseSpecial: !noSpecial)
-        if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+        let dataset = try limitOption.rows(data, parseSpecial: !noSpecial)
         let reference = try selection.reference { loaded.path }
         let soft = try reference.map { (r) throws(PromptReferenceError) in try r.read(width: C) }
-        let tmpl = try PromptTemplate(stored: template ?? soft?.template)
+        let tmpl = try templateOption.resolve(stored: soft?.template)
         let templateText = tmpl.text
         var hard = hardPrompt ?? ""
         if let hardPromptFile { hard = String(decoding: try readFile(hardPromptFile, limit: 1 << 20), as: UTF8.self) }
@@ -132,7 +127,7 @@ struct Eval: ParsableCommand {
             let o: JSONObject = ["data": .string(data), "template": .string(templateText),
                                  "hard_prompt": .string(hard), "prompt": reference.map { .string($0.description) } ?? .null,
                                  "results": .array(rows)]
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
             return
         }
         let pct = { (x: Double?) in x.map { Output.fixed($0 * 100, 1) + "%" } ?? "-" }

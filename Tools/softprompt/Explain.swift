@@ -39,11 +39,8 @@ struct Explain: ParsableCommand {
     @Option(help: "Task rows (JSONL) for the projection's metric and the ablations.")
     var data: String?
 
-    @Option(help: "Score only the first N rows.")
-    var limit: Int?
-
-    @Option(help: "Context template (default: the one stored with the prompt, else {input}).")
-    var template: String?
+    @OptionGroup var limitOption: LimitOption
+    @OptionGroup var templateOption: ScoringTemplateOption
 
     @Option(help: "Nearest vocabulary tokens listed per virtual token.")
     var topK = 5
@@ -60,10 +57,8 @@ struct Explain: ParsableCommand {
 
     mutating func validate() throws {
         try selection.adopt(legacy: legacyPrompt, command: "explain")
-        if !selection.isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        try selection.require()
         if topK < 1 || topK > 100 { throw ValidationError("--top-k must be in 1...100") }
-        if let template { _ = try PromptTemplate(template) }
     }
 
     func run() throws {
@@ -89,12 +84,11 @@ struct Explain: ParsableCommand {
                 notes.append("No --data: the projection's metric and the ablations (sections 2 and 3) are skipped.")
             }
         }
-        let promptTemplate = try PromptTemplate(stored: template ?? soft.template)
+        let promptTemplate = try templateOption.resolve(stored: soft.template)
         let templateText = promptTemplate.text
         var encoded: [EncodedExample]?
         if let dataPath {
-            var dataset = try TaskDataset.load(path: dataPath)
-            if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+            let dataset = try limitOption.rows(dataPath)
             let encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: promptTemplate)
             encoded = encoder.encode(dataset)
         }
@@ -133,7 +127,7 @@ struct Explain: ParsableCommand {
             o["template"] = .string(templateText)
             o["notes"] = .array(notes.map { .string($0) })
             o["seconds"] = .double(seconds)
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
             return
         }
         print(report(explanation, facts: facts, notes: notes, seconds: seconds))

@@ -33,8 +33,7 @@ struct Generate: ParsableCommand {
     @Flag(help: "Format the text as a user message with the model's chat template.")
     var chat = false
 
-    @Option(help: "Chat template family to use instead of the one recognised from the model.")
-    var chatTemplate: ChatTemplateName?
+    @OptionGroup var chatTemplateOption: ChatTemplateOption
 
     @Option(help: "System message for --chat (default: the template's own, if any).")
     var system: String?
@@ -65,8 +64,7 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var threadsOption: ThreadsOption
 
-    @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does (faster; departs from the exact answer at near-ties).")
-    var int8 = false
+    @OptionGroup var int8Option: Int8Option
 
     @Option(help: "Write the logits of every prompt position to this .npy (float32, [positions, vocab]).")
     var logitsOut: String?
@@ -126,9 +124,9 @@ struct Generate: ParsableCommand {
             } else if chat {
                 let template: ChatTemplate
                 if let gguf {
-                    template = try ChatTemplate(gguf: gguf, named: chatTemplate?.name)
+                    template = try ChatTemplate(gguf: gguf, named: chatTemplateOption.chatTemplate?.name)
                 } else {
-                    guard let chatTemplate else {
+                    guard let chatTemplate = chatTemplateOption.chatTemplate else {
                         throw CLIError("--chat with a Hugging Face directory needs --chat-template NAME (\(ChatTemplate.presetNames.joined(separator: ", ")))")
                     }
                     let bos = tokenizer.specialTokens.bos.flatMap { tokenizer.text(of: $0) } ?? ""
@@ -144,7 +142,7 @@ struct Generate: ParsableCommand {
                 // Special-token text is parsed as llama.cpp and transformers do, unless --no-special.
                 request = .text(text!, embeddings: leading, parseSpecial: !noSpecial)
             }
-            let session = try InferenceSession(model: llama, threads: threads, precision: int8 ? .int8 : .exact)
+            let session = try InferenceSession(model: llama, threads: threads, precision: int8Option.precision)
             if let logitsOut { try writePromptLogits(request, tokenizer: tokenizer, session: session, to: logitsOut) }
             if let prefixKey, !isEmpty(request, tokenizer: tokenizer) {
                 // The soft prompt's keys and values come from the prefix cache (computed once per prompt and
@@ -176,7 +174,7 @@ struct Generate: ParsableCommand {
                     "generation_seconds": .double(summary.generationSeconds),
                     "stop_reason": .string("\(summary.stopReason)"), "seed": .string(String(generator.sampler.seed)),
                 ]
-                print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+                try JSONOption.print(o)
                 return
             }
             Output.stream("\n")

@@ -6,6 +6,7 @@ import ModelConversion
 import PromptTuning
 import Quants
 import SoftPrompt
+import TensorIO
 
 // The option groups and value types every subcommand shares: one name, one meaning (README, "CLI grammar").
 
@@ -76,12 +77,73 @@ struct PromptSelection: ParsableArguments {
         prompt = legacy
         try validate()
     }
+
+    /// Throws unless a prompt was chosen (`--prompt` or `--task`).
+    func require() throws {
+        if !isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
+    }
 }
 
 /// `--json`: the result as one JSON document on stdout (for scripts).
 struct JSONOption: ParsableArguments {
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
+
+    /// Prints `object` as one indented JSON document on stdout.
+    static func print(_ object: JSONObject, sortedKeys: Bool = true) throws {
+        Swift.print(try JSON.serialize(.object(object), pretty: true, sortedKeys: sortedKeys))
+    }
+}
+
+/// `--limit N`: score only the first N rows of the task data.
+struct LimitOption: ParsableArguments {
+    @Option(help: "Score only the first N rows.")
+    var limit: Int?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    /// The task rows in `path`, cut to the first `--limit`.
+    func rows(_ path: String, parseSpecial: Bool = true) throws -> TaskDataset {
+        var dataset = try TaskDataset.load(path: path, parseSpecial: parseSpecial)
+        if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+        return dataset
+    }
+}
+
+/// `--template` of a scoring command: overrides the template stored with the soft prompt.
+struct ScoringTemplateOption: ParsableArguments {
+    @Option(help: "Context template; each {input} is replaced by the row's input (default: the one stored with the soft prompt, else {input}).")
+    var template: String?
+
+    func validate() throws {
+        if let template { _ = try PromptTemplate(template) }
+    }
+
+    /// `--template`, else `stored` (the soft prompt's), else `{input}`.
+    func resolve(stored: String?) throws -> PromptTemplate { try PromptTemplate(stored: template ?? stored) }
+}
+
+/// `--chat-template`: a chat template family instead of the one recognised from the model.
+struct ChatTemplateOption: ParsableArguments {
+    @Option(help: "Chat template family to use instead of the one recognised from the model.")
+    var chatTemplate: ChatTemplateName?
+}
+
+/// `--int8`: the llama.cpp-style 8-bit activation path of inference.
+struct Int8Option: ParsableArguments {
+    @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does (faster; departs from the exact answer at near-ties).")
+    var int8 = false
+
+    /// The inference precision `--int8` selects.
+    var precision: MatmulPrecision { int8 ? .int8 : .exact }
+}
+
+/// `--dtype` of a command that rewrites a stored prompt: its storage type, else the source's.
+struct PromptDTypeOption: ParsableArguments {
+    @Option(help: "Storage type of the written prompt (default: the source prompt's).")
+    var dtype: PromptDType?
 }
 
 /// Notes on stderr for spellings kept for one version.

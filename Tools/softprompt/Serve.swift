@@ -59,11 +59,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Bytes of soft-prompt keys and values kept in the prefix cache.")
     var cacheBytes = 256 << 20
 
-    @Option(help: "Chat template family instead of the one recognised from the model.")
-    var chatTemplate: ChatTemplateName?
-
-    @Flag(help: "Quantize activations to 8 bits before the quantized matrix products, as llama.cpp does.")
-    var int8 = false
+    @OptionGroup var chatTemplateOption: ChatTemplateOption
+    @OptionGroup var int8Option: Int8Option
 
     mutating func validate() throws {
         servedModelName = try Deprecation.merge(legacyName, as: "serve --name", into: servedModelName, newName: "--served-model-name")
@@ -85,9 +82,9 @@ struct Serve: ParsableCommand {
         config.adminToken = adminToken
         config.watchInterval = watch
         config.grace = grace
-        let chat: ChatTemplate? = try? loaded.gguf.map { try ChatTemplate(gguf: $0, named: chatTemplate?.name) }
+        let chat: ChatTemplate? = try? loaded.gguf.map { try ChatTemplate(gguf: $0, named: chatTemplateOption.chatTemplate?.name) }
         let engine = Engine(model: llama, tokenizer: loaded.tokenizer, maxBatch: maxBatch, threads: threadsOption.threads,
-                            precision: int8 ? .int8 : .exact, cacheBudget: cacheBytes)
+                            precision: int8Option.precision, cacheBudget: cacheBytes)
         let registry: TaskRegistry
         do { registry = try TaskRegistry(bankPath: bank, width: llama.config.hiddenSize, cache: engine.prefixCache) } catch {
             let text = "\(error)"

@@ -235,7 +235,7 @@ struct Train: ParsableCommand {
                 let o: JSONObject = ["loss": .double(r.loss), "gradient_norm": .double(norm),
                                      "positions": .int(Int64(r.positionsProcessed)),
                                      "gradient_file": dumpGradient.map { .string($0) } ?? .null]
-                print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+                try JSONOption.print(o)
             } else {
                 print("first batch: loss \(Output.fixed(r.loss, 6)), gradient norm \(Output.fixed(norm, 6)), \(r.positionsProcessed) positions"
                       + (dumpGradient.map { "; gradient written to \($0)" } ?? ""))
@@ -316,7 +316,7 @@ struct Train: ParsableCommand {
                                  "best_step": .int(Int64(state.bestStep)), "stopped_early": .bool(state.stoppedEarly),
                                  "tokens_per_second": .double(tokensPerSecond), "train_seconds": .double(state.seconds)]
             for (k, v) in metrics { o[k] = v }
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
         } else {
             let at = metrics["eval_step"]?.intValue ?? Int64(state.step)
             let summary = metrics["eval_accuracy"].map { "\(keep.rawValue) prompt (step \(at)): eval accuracy \(Output.fixed($0.doubleValue ?? 0, 4)); " } ?? "\(keep.rawValue) prompt; "

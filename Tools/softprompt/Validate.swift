@@ -26,8 +26,7 @@ struct Validate: ParsableCommand {
     @Option(help: "Task rows (JSONL) for the behavioural check.")
     var data: String?
 
-    @Option(help: "Score only the first N rows of --data.")
-    var limit: Int?
+    @OptionGroup var limitOption: LimitOption
 
     @Option(help: "Accepted drop of the metric below the stored one, beyond noise (fraction).")
     var tolerance = 0.05
@@ -39,8 +38,7 @@ struct Validate: ParsableCommand {
 
     mutating func validate() throws {
         try selection.adopt(legacy: legacyPrompt, command: "validate")
-        if !selection.isGiven { throw ValidationError("give the prompt: --prompt FILE[:TASK] (or --task TASK for the one beside the model)") }
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        try selection.require()
         if !(tolerance >= 0 && tolerance <= 1) { throw ValidationError("--tolerance must be in [0, 1]") }
     }
 
@@ -56,8 +54,7 @@ struct Validate: ParsableCommand {
         validator.tolerance = tolerance
         var report = validator.validate(path: path, prompt: task)
         if let data {
-            var dataset = try TaskDataset.load(path: data)
-            if let limit { dataset.examples = Array(dataset.examples.prefix(limit)) }
+            let dataset = try limitOption.rows(data)
             report.checks.append(try validator.behaviourCheck(path: path, prompt: task, dataset: dataset, after: report,
                                                               threads: threads))
         }
@@ -65,7 +62,7 @@ struct Validate: ParsableCommand {
             var o = report.json
             o["model"] = .string(loaded.path)
             o["file"] = .string(path)
-            print(try JSON.serialize(.object(o), pretty: true, sortedKeys: true))
+            try JSONOption.print(o)
         } else {
             print("\(reference) on \(loaded.path): \(report.status.rawValue.uppercased())")
             print(Output.table(["check", "status", "reason"],
