@@ -9,6 +9,37 @@
 /// ggml's `kvalues_iq4nl`: the 16 non-linear levels of IQ4_NL and IQ4_XS, as floats (exact).
 let kvaluesIQ4NL = SIMD16<Float>(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
+/// Decodes the 32 4-bit levels stored as 16 bytes at `p + offset` through `value`: element `j`
+/// from the low nibble of byte `j`, element `j + 16` from its high nibble (Q4_0, Q4_1, IQ4_NL).
+@inline(__always)
+func decodeNibblePairs(
+    _ p: UnsafeRawPointer, at offset: Int, _ out: UnsafeMutablePointer<Float>, _ value: (UInt8) -> Float
+) {
+    for j in 0 ..< 16 {
+        let q = loadU8(p, offset + j)
+        out[j] = value(q & 0x0F)
+        out[j + 16] = value(q >> 4)
+    }
+}
+
+/// Decodes the 32 5-bit levels of a Q5_0 or Q5_1 block through `value`: low nibbles paired as in
+/// `decodeNibblePairs` at `p + nibblesAt`, bit 4 of level `j` in bit `j` of the `UInt32` at
+/// `p + highBitsAt`.
+@inline(__always)
+func decodeFiveBitLevels(
+    _ p: UnsafeRawPointer, highBitsAt: Int, nibblesAt: Int, _ out: UnsafeMutablePointer<Float>,
+    _ value: (UInt32) -> Float
+) {
+    let qh = loadU32(p, highBitsAt)
+    for j in 0 ..< 16 {
+        let q = UInt32(loadU8(p, nibblesAt + j))
+        let h0 = ((qh >> UInt32(j)) << 4) & 0x10
+        let h1 = (qh >> UInt32(j + 12)) & 0x10
+        out[j] = value((q & 0x0F) | h0)
+        out[j + 16] = value((q >> 4) | h1)
+    }
+}
+
 extension BlockQ4_0: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
@@ -17,11 +48,7 @@ extension BlockQ4_0: QuantFormat {
             for b in 0 ..< blocks {
                 let p = s + b * 18, out = y + b * 32
                 let d = loadHalf(p, 0)
-                for j in 0 ..< 16 {
-                    let q = loadU8(p, 2 + j)
-                    out[j] = Float(Int32(q & 0x0F) - 8) * d
-                    out[j + 16] = Float(Int32(q >> 4) - 8) * d
-                }
+                decodeNibblePairs(p, at: 2, out) { q in Float(Int32(q) - 8) * d }
             }
         }
     }
@@ -35,11 +62,7 @@ extension BlockQ4_1: QuantFormat {
             for b in 0 ..< blocks {
                 let p = s + b * 20, out = y + b * 32
                 let d = loadHalf(p, 0), m = loadHalf(p, 2)
-                for j in 0 ..< 16 {
-                    let q = loadU8(p, 4 + j)
-                    out[j] = Float(q & 0x0F) * d + m
-                    out[j + 16] = Float(q >> 4) * d + m
-                }
+                decodeNibblePairs(p, at: 4, out) { q in Float(q) * d + m }
             }
         }
     }
@@ -53,14 +76,7 @@ extension BlockQ5_0: QuantFormat {
             for b in 0 ..< blocks {
                 let p = s + b * 22, out = y + b * 32
                 let d = loadHalf(p, 0)
-                let qh = loadU32(p, 2)
-                for j in 0 ..< 16 {
-                    let q = UInt32(loadU8(p, 6 + j))
-                    let h0 = ((qh >> UInt32(j)) << 4) & 0x10
-                    let h1 = (qh >> UInt32(j + 12)) & 0x10
-                    out[j] = Float(Int32((q & 0x0F) | h0) - 16) * d
-                    out[j + 16] = Float(Int32((q >> 4) | h1) - 16) * d
-                }
+                decodeFiveBitLevels(p, highBitsAt: 2, nibblesAt: 6, out) { q in Float(Int32(q) - 16) * d }
             }
         }
     }
@@ -74,14 +90,7 @@ extension BlockQ5_1: QuantFormat {
             for b in 0 ..< blocks {
                 let p = s + b * 24, out = y + b * 32
                 let d = loadHalf(p, 0), m = loadHalf(p, 2)
-                let qh = loadU32(p, 4)
-                for j in 0 ..< 16 {
-                    let q = UInt32(loadU8(p, 8 + j))
-                    let h0 = ((qh >> UInt32(j)) << 4) & 0x10
-                    let h1 = (qh >> UInt32(j + 12)) & 0x10
-                    out[j] = Float((q & 0x0F) | h0) * d + m
-                    out[j + 16] = Float((q >> 4) | h1) * d + m
-                }
+                decodeFiveBitLevels(p, highBitsAt: 4, nibblesAt: 8, out) { q in Float(q) * d + m }
             }
         }
     }
@@ -110,11 +119,7 @@ extension BlockIQ4_NL: QuantFormat {
             for b in 0 ..< blocks {
                 let p = s + b * 18, out = y + b * 32
                 let d = loadHalf(p, 0)
-                for j in 0 ..< 16 {
-                    let q = Int(loadU8(p, 2 + j))
-                    out[j] = d * kv[q & 0x0F]
-                    out[j + 16] = d * kv[q >> 4]
-                }
+                decodeNibblePairs(p, at: 2, out) { q in d * kv[Int(q)] }
             }
         }
     }
@@ -198,6 +203,34 @@ func scaleMinK4(_ j: Int, _ p: UnsafeRawPointer) -> (scale: UInt8, min: UInt8) {
     return (scale, min)
 }
 
+/// Decodes one Q4_K or Q5_K super-block at `p` (d @0, dmin @2, scales[12] @4) into 256 floats at
+/// `out`: group `g` of 64 takes its levels from the 32 bytes at `p + quantsAt + 32 * g` (low
+/// nibbles, then high nibbles), plus 16 where Q5_K's bit `2g` (or `2g + 1`) of `qh[l]` at
+/// `p + highBitsAt` is set; each value is `d * scale * level - dmin * min` in ggml's order.
+@inline(__always)
+func decodeScaleMinK(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, quantsAt: Int, highBitsAt: Int?) {
+    let d = loadHalf(p, 0), dmin = loadHalf(p, 2)
+    for g in 0 ..< 4 {
+        let (sc1, m1) = scaleMinK4(2 * g, p + 4)
+        let (sc2, m2) = scaleMinK4(2 * g + 1, p + 4)
+        let d1 = d * Float(sc1), min1 = dmin * Float(m1)
+        let d2 = d * Float(sc2), min2 = dmin * Float(m2)
+        let u1 = UInt8(1) << UInt8(2 * g), u2 = UInt8(2) << UInt8(2 * g)
+        let q = quantsAt + 32 * g, o = out + 64 * g
+        for l in 0 ..< 32 {
+            let v = loadU8(p, q + l)
+            var q1 = v & 0x0F, q2 = v >> 4
+            if let highBitsAt {
+                let h = loadU8(p, highBitsAt + l)
+                q1 += (h & u1) != 0 ? 16 : 0
+                q2 += (h & u2) != 0 ? 16 : 0
+            }
+            o[l] = d1 * Float(q1) - min1
+            o[l + 32] = d2 * Float(q2) - min2
+        }
+    }
+}
+
 extension BlockQ4_K: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
@@ -205,21 +238,7 @@ extension BlockQ4_K: QuantFormat {
         // Layout: d @0, dmin @2, scales[12] @4, qs[128] @16.
         try withValidatedRow(type, src, dst) { s, y, blocks in
             for b in 0 ..< blocks {
-                let p = s + b * 144
-                let out = y + b * 256
-                let d = loadHalf(p, 0), dmin = loadHalf(p, 2)
-                for g in 0 ..< 4 {
-                    let (sc1, m1) = scaleMinK4(2 * g, p + 4)
-                    let (sc2, m2) = scaleMinK4(2 * g + 1, p + 4)
-                    let d1 = d * Float(sc1), min1 = dmin * Float(m1)
-                    let d2 = d * Float(sc2), min2 = dmin * Float(m2)
-                    let q = 16 + 32 * g, o = out + 64 * g
-                    for l in 0 ..< 32 {
-                        let v = loadU8(p, q + l)
-                        o[l] = d1 * Float(v & 0x0F) - min1
-                        o[l + 32] = d2 * Float(v >> 4) - min2
-                    }
-                }
+                decodeScaleMinK(s + b * 144, y + b * 256, quantsAt: 16, highBitsAt: nil)
             }
         }
     }
@@ -232,24 +251,7 @@ extension BlockQ5_K: QuantFormat {
         // Layout: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48.
         try withValidatedRow(type, src, dst) { s, y, blocks in
             for b in 0 ..< blocks {
-                let p = s + b * 176
-                let out = y + b * 256
-                let d = loadHalf(p, 0), dmin = loadHalf(p, 2)
-                for g in 0 ..< 4 {
-                    let (sc1, m1) = scaleMinK4(2 * g, p + 4)
-                    let (sc2, m2) = scaleMinK4(2 * g + 1, p + 4)
-                    let d1 = d * Float(sc1), min1 = dmin * Float(m1)
-                    let d2 = d * Float(sc2), min2 = dmin * Float(m2)
-                    let u1 = UInt8(1) << UInt8(2 * g), u2 = UInt8(2) << UInt8(2 * g)
-                    let q = 48 + 32 * g, o = out + 64 * g
-                    for l in 0 ..< 32 {
-                        let v = loadU8(p, q + l), h = loadU8(p, 16 + l)
-                        let q1 = (v & 0x0F) + ((h & u1) != 0 ? 16 : 0)
-                        let q2 = (v >> 4) + ((h & u2) != 0 ? 16 : 0)
-                        o[l] = d1 * Float(q1) - min1
-                        o[l + 32] = d2 * Float(q2) - min2
-                    }
-                }
+                decodeScaleMinK(s + b * 176, y + b * 256, quantsAt: 48, highBitsAt: 16)
             }
         }
     }

@@ -6,6 +6,67 @@
 
 // MARK: - 32-element blocks
 
+/// The scale of Q4_0 and Q5_0: `d = m / divisor`, where `m` is the first of the 32 values at `x`
+/// of largest magnitude (with its sign), stored as a half at `y`. Returns `1 / d` (0 when `d` is 0).
+@inline(__always)
+private func storeSymmetricScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, divisor: Float) -> Float {
+    var amax: Float = 0, maxValue: Float = 0
+    for j in 0 ..< 32 where amax < abs(x[j]) {
+        amax = abs(x[j])
+        maxValue = x[j]
+    }
+    let d = maxValue / divisor
+    storeHalf(y, 0, d)
+    return d != 0 ? 1 / d : 0
+}
+
+/// The scale and offset of Q4_1 and Q5_1: `d = (hi - lo) / maxLevel` over the 32 values at `x`,
+/// stored as halves `d` at `y` and `lo` at `y + 2`. Returns `lo` and `1 / d` (0 when `d` is 0).
+@inline(__always)
+private func storeRangeScale(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, maxLevel: Float
+) -> (lo: Float, id: Float) {
+    var lo = Float.greatestFiniteMagnitude, hi = -Float.greatestFiniteMagnitude
+    for j in 0 ..< 32 {
+        if x[j] < lo { lo = x[j] }
+        if x[j] > hi { hi = x[j] }
+    }
+    let d = (hi - lo) / maxLevel
+    storeHalf(y, 0, d)
+    storeHalf(y, 2, lo)
+    return (lo, d != 0 ? 1 / d : 0)
+}
+
+/// Stores the 4-bit levels of the 32 values at `x` as 16 bytes at `y + offset`: byte `j` holds
+/// `level(x[j]) | level(x[j + 16]) << 4` (Q4_0, Q4_1).
+@inline(__always)
+private func storeLevelPairs(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, at offset: Int, _ level: (Float) -> UInt8
+) {
+    for j in 0 ..< 16 {
+        let q0 = level(x[j]), q1 = level(x[j + 16])
+        storeU8(y, offset + j, q0 | (q1 << 4))
+    }
+}
+
+/// Stores the 5-bit levels of the 32 values at `x` (Q5_0, Q5_1): their low nibbles paired as in
+/// `storeLevelPairs` at `y + nibblesAt`, and bit 4 of level `j` as bit `j` of the little-endian
+/// `UInt32` at `y + highBitsAt`.
+@inline(__always)
+private func storeFiveBitLevels(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, highBitsAt: Int, nibblesAt: Int,
+    _ level: (Float) -> UInt8
+) {
+    var qh: UInt32 = 0
+    for j in 0 ..< 16 {
+        let q0 = level(x[j]), q1 = level(x[j + 16])
+        storeU8(y, nibblesAt + j, (q0 & 0x0F) | ((q1 & 0x0F) << 4))
+        qh |= (UInt32(q0 & 0x10) >> 4) << UInt32(j)
+        qh |= (UInt32(q1 & 0x10) >> 4) << UInt32(j + 16)
+    }
+    y.storeBytes(of: qh.littleEndian, toByteOffset: highBitsAt, as: UInt32.self)
+}
+
 extension BlockQ4_0: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
@@ -13,18 +74,9 @@ extension BlockQ4_0: QuantEncoder {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
             for b in 0 ..< blocks {
                 let x = xs + 32 * b, y = ys + 18 * b
-                var amax: Float = 0, maxValue: Float = 0
-                for j in 0 ..< 32 where amax < abs(x[j]) {
-                    amax = abs(x[j])
-                    maxValue = x[j]
-                }
-                let d = maxValue / -8
-                let id: Float = d != 0 ? 1 / d : 0
-                storeHalf(y, 0, d)
-                for j in 0 ..< 16 {
-                    let q0 = min(15, Int8(truncatingIfNeeded: truncatingInt32(x[j] * id + 8.5)))
-                    let q1 = min(15, Int8(truncatingIfNeeded: truncatingInt32(x[j + 16] * id + 8.5)))
-                    storeU8(y, 2 + j, UInt8(bitPattern: q0) | (UInt8(bitPattern: q1) << 4))
+                let id = storeSymmetricScale(x, y, divisor: -8)
+                storeLevelPairs(x, y, at: 2) { v in
+                    UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32(v * id + 8.5))))
                 }
             }
         }
@@ -38,19 +90,9 @@ extension BlockQ4_1: QuantEncoder {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
             for b in 0 ..< blocks {
                 let x = xs + 32 * b, y = ys + 20 * b
-                var lo = Float.greatestFiniteMagnitude, hi = -Float.greatestFiniteMagnitude
-                for j in 0 ..< 32 {
-                    if x[j] < lo { lo = x[j] }
-                    if x[j] > hi { hi = x[j] }
-                }
-                let d = (hi - lo) / 15
-                let id: Float = d != 0 ? 1 / d : 0
-                storeHalf(y, 0, d)
-                storeHalf(y, 2, lo)
-                for j in 0 ..< 16 {
-                    let q0 = min(15, Int8(truncatingIfNeeded: truncatingInt32((x[j] - lo) * id + 0.5)))
-                    let q1 = min(15, Int8(truncatingIfNeeded: truncatingInt32((x[j + 16] - lo) * id + 0.5)))
-                    storeU8(y, 4 + j, UInt8(bitPattern: q0) | (UInt8(bitPattern: q1) << 4))
+                let (lo, id) = storeRangeScale(x, y, maxLevel: 15)
+                storeLevelPairs(x, y, at: 4) { v in
+                    UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))))
                 }
             }
         }
@@ -64,23 +106,10 @@ extension BlockQ5_0: QuantEncoder {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
             for b in 0 ..< blocks {
                 let x = xs + 32 * b, y = ys + 22 * b
-                var amax: Float = 0, maxValue: Float = 0
-                for j in 0 ..< 32 where amax < abs(x[j]) {
-                    amax = abs(x[j])
-                    maxValue = x[j]
+                let id = storeSymmetricScale(x, y, divisor: -16)
+                storeFiveBitLevels(x, y, highBitsAt: 2, nibblesAt: 6) { v in
+                    UInt8(bitPattern: min(31, Int8(truncatingIfNeeded: truncatingInt32(v * id + 16.5))))
                 }
-                let d = maxValue / -16
-                let id: Float = d != 0 ? 1 / d : 0
-                storeHalf(y, 0, d)
-                var qh: UInt32 = 0
-                for j in 0 ..< 16 {
-                    let q0 = UInt8(bitPattern: min(31, Int8(truncatingIfNeeded: truncatingInt32(x[j] * id + 16.5))))
-                    let q1 = UInt8(bitPattern: min(31, Int8(truncatingIfNeeded: truncatingInt32(x[j + 16] * id + 16.5))))
-                    storeU8(y, 6 + j, (q0 & 0x0F) | ((q1 & 0x0F) << 4))
-                    qh |= (UInt32(q0 & 0x10) >> 4) << UInt32(j)
-                    qh |= (UInt32(q1 & 0x10) >> 4) << UInt32(j + 16)
-                }
-                y.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
             }
         }
     }
@@ -93,25 +122,11 @@ extension BlockQ5_1: QuantEncoder {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
             for b in 0 ..< blocks {
                 let x = xs + 32 * b, y = ys + 24 * b
-                var lo = Float.greatestFiniteMagnitude, hi = -Float.greatestFiniteMagnitude
-                for j in 0 ..< 32 {
-                    if x[j] < lo { lo = x[j] }
-                    if x[j] > hi { hi = x[j] }
-                }
-                let d = (hi - lo) / 31
-                let id: Float = d != 0 ? 1 / d : 0
-                storeHalf(y, 0, d)
-                storeHalf(y, 2, lo)
-                var qh: UInt32 = 0
-                for j in 0 ..< 16 {
+                let (lo, id) = storeRangeScale(x, y, maxLevel: 31)
+                storeFiveBitLevels(x, y, highBitsAt: 4, nibblesAt: 8) { v in
                     // ggml casts straight to uint8_t here (no clamp to 31).
-                    let q0 = UInt8(truncatingIfNeeded: truncatingInt32((x[j] - lo) * id + 0.5))
-                    let q1 = UInt8(truncatingIfNeeded: truncatingInt32((x[j + 16] - lo) * id + 0.5))
-                    storeU8(y, 8 + j, (q0 & 0x0F) | ((q1 & 0x0F) << 4))
-                    qh |= (UInt32(q0 & 0x10) >> 4) << UInt32(j)
-                    qh |= (UInt32(q1 & 0x10) >> 4) << UInt32(j + 16)
+                    UInt8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))
                 }
-                y.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
             }
         }
     }
@@ -348,25 +363,37 @@ private func quantizeKScaleMin(
     }
 }
 
+/// The steps Q4_K and Q5_K share for each of `blocks` 256-element super-blocks of `typeSize`
+/// bytes: zero the 12 scale bytes at offset 4 (`packScaleMinK4` ORs into them), choose and store
+/// the scales and mins with `quantizeKScaleMin`, then `pack` the 256 levels `L` into the block.
+@inline(__always)
+private func quantizeKScaleMinBlocks(
+    _ xs: UnsafePointer<Float>, _ ys: UnsafeMutableRawPointer, _ blocks: Int, typeSize: Int,
+    nmax: Int32, rmin: Float, nstep: Int, _ pack: (UnsafeMutableRawPointer, UnsafePointer<UInt8>) -> Void
+) {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { lBuf in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 + 8) { fBuf in
+            let L = lBuf.baseAddress!, Laux = L + 256
+            let weights = fBuf.baseAddress!, mins = weights + 32, scales = weights + 40
+            for b in 0 ..< blocks {
+                let x = xs + 256 * b, y = ys + typeSize * b
+                for k in 4 ..< 16 { storeU8(y, k, 0) }
+                quantizeKScaleMin(x, y, nmax: nmax, rmin: rmin, nstep: nstep, L, Laux, weights, mins, scales)
+                pack(y, L)
+            }
+        }
+    }
+}
+
 extension BlockQ4_K: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { lBuf in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 + 8) { fBuf in
-                    let L = lBuf.baseAddress!, Laux = L + 256
-                    let weights = fBuf.baseAddress!, mins = weights + 32, scales = weights + 40
-                    for b in 0 ..< blocks {
-                        let x = xs + 256 * b, y = ys + 144 * b
-                        // Zero the scales first: packScaleMinK4 ORs into them.
-                        for k in 4 ..< 16 { storeU8(y, k, 0) }
-                        quantizeKScaleMin(x, y, nmax: 15, rmin: -1, nstep: 20, L, Laux, weights, mins, scales)
-                        for g in 0 ..< 4 {
-                            for l in 0 ..< 32 {
-                                storeU8(y, 16 + 32 * g + l, L[64 * g + l] | (L[64 * g + l + 32] << 4))
-                            }
-                        }
+            quantizeKScaleMinBlocks(xs, ys, blocks, typeSize: 144, nmax: 15, rmin: -1, nstep: 20) { y, L in
+                for g in 0 ..< 4 {
+                    for l in 0 ..< 32 {
+                        storeU8(y, 16 + 32 * g + l, L[64 * g + l] | (L[64 * g + l + 32] << 4))
                     }
                 }
             }
@@ -379,30 +406,21 @@ extension BlockQ5_K: QuantEncoder {
         throws(QuantError)
     {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { lBuf in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 + 8) { fBuf in
-                    let L = lBuf.baseAddress!, Laux = L + 256
-                    let weights = fBuf.baseAddress!, mins = weights + 32, scales = weights + 40
-                    for b in 0 ..< blocks {
-                        let x = xs + 256 * b, y = ys + 176 * b
-                        for k in 4 ..< 16 { storeU8(y, k, 0) }
-                        quantizeKScaleMin(x, y, nmax: 31, rmin: -0.5, nstep: 15, L, Laux, weights, mins, scales)
-                        // qh[32] @16, qs[128] @48
-                        for k in 0 ..< 32 { storeU8(y, 16 + k, 0) }
-                        var m1: UInt8 = 1, m2: UInt8 = 2
-                        for g in 0 ..< 4 {
-                            for j in 0 ..< 32 {
-                                var l1 = L[64 * g + j], l2 = L[64 * g + j + 32]
-                                var h = loadU8(y, 16 + j)
-                                if l1 > 15 { l1 -= 16; h |= m1 }
-                                if l2 > 15 { l2 -= 16; h |= m2 }
-                                storeU8(y, 16 + j, h)
-                                storeU8(y, 48 + 32 * g + j, l1 | (l2 << 4))
-                            }
-                            m1 <<= 2
-                            m2 <<= 2
-                        }
+            quantizeKScaleMinBlocks(xs, ys, blocks, typeSize: 176, nmax: 31, rmin: -0.5, nstep: 15) { y, L in
+                // qh[32] @16, qs[128] @48
+                for k in 0 ..< 32 { storeU8(y, 16 + k, 0) }
+                var m1: UInt8 = 1, m2: UInt8 = 2
+                for g in 0 ..< 4 {
+                    for j in 0 ..< 32 {
+                        var l1 = L[64 * g + j], l2 = L[64 * g + j + 32]
+                        var h = loadU8(y, 16 + j)
+                        if l1 > 15 { l1 -= 16; h |= m1 }
+                        if l2 > 15 { l2 -= 16; h |= m2 }
+                        storeU8(y, 16 + j, h)
+                        storeU8(y, 48 + 32 * g + j, l1 | (l2 << 4))
                     }
+                    m1 <<= 2
+                    m2 <<= 2
                 }
             }
         }
