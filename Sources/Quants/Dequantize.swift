@@ -125,6 +125,20 @@ extension BlockIQ4_NL: QuantFormat {
     }
 }
 
+/// The walk Q2_K and Q3_K share over a 256-element super-block: 16 groups of 16 elements, in
+/// output order. Group `i` (elements `16 * i ..< 16 * i + 16`) takes its 2-bit levels as
+/// `(byte >> shift) & 3` from the 16 bytes at offset `q`; calls `group(i, q, shift)` for each.
+@inline(__always)
+func forEachTwoBitGroup(quantsAt: Int, _ group: (_ i: Int, _ q: Int, _ shift: UInt8) -> Void) {
+    for half in 0 ..< 2 {
+        for shift in stride(from: 0, to: 8, by: 2) {
+            for part in 0 ..< 2 {
+                group(8 * half + shift + part, quantsAt + 32 * half + 16 * part, UInt8(shift))
+            }
+        }
+    }
+}
+
 extension BlockQ2_K: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
@@ -132,22 +146,14 @@ extension BlockQ2_K: QuantFormat {
         // Layout: scales[16] @0, qs[64] @16, d @80, dmin @82.
         try withValidatedRow(type, src, dst) { s, y, blocks in
             for b in 0 ..< blocks {
-                let p = s + b * 84
-                var out = y + b * 256
+                let p = s + b * 84, out = y + b * 256
                 let d = loadHalf(p, 80), dmin = loadHalf(p, 82)
-                var scaleIndex = 0
-                for half in 0 ..< 2 {
-                    let q = 16 + 32 * half
-                    for shift in stride(from: 0, to: 8, by: 2) {
-                        for part in 0 ..< 2 {
-                            let sc = loadU8(p, scaleIndex)
-                            scaleIndex += 1
-                            let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
-                            for l in 0 ..< 16 {
-                                out[l] = dl * Float((loadU8(p, q + 16 * part + l) >> UInt8(shift)) & 3) - ml
-                            }
-                            out += 16
-                        }
+                forEachTwoBitGroup(quantsAt: 16) { i, q, shift in
+                    let sc = loadU8(p, i)
+                    let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+                    let o = out + 16 * i
+                    for l in 0 ..< 16 {
+                        o[l] = dl * Float((loadU8(p, q + l) >> shift) & 3) - ml
                     }
                 }
             }
@@ -162,29 +168,19 @@ extension BlockQ3_K: QuantFormat {
         // Layout: hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
         try withValidatedRow(type, src, dst) { s, y, blocks in
             for b in 0 ..< blocks {
-                let p = s + b * 110
-                var out = y + b * 256
+                let p = s + b * 110, out = y + b * 256
                 let dAll = loadHalf(p, 108)
-                var scaleIndex = 0
-                var mask: UInt8 = 1
-                for half in 0 ..< 2 {
-                    let q = 32 + 32 * half
-                    for shift in stride(from: 0, to: 8, by: 2) {
-                        for part in 0 ..< 2 {
-                            let i = scaleIndex
-                            scaleIndex += 1
-                            let low = (loadU8(p, 96 + i % 8) >> UInt8(4 * (i / 8))) & 0x0F
-                            let high = (loadU8(p, 104 + i % 4) >> UInt8(2 * (i / 4))) & 0x03
-                            let dl = dAll * Float(Int32(low | (high << 4)) - 32)
-                            for l in 0 ..< 16 {
-                                let k = 16 * part + l
-                                let low2 = Int32((loadU8(p, q + k) >> UInt8(shift)) & 3)
-                                let offset: Int32 = (loadU8(p, k) & mask) != 0 ? 0 : 4
-                                out[l] = dl * Float(low2 - offset)
-                            }
-                            out += 16
-                        }
-                        mask <<= 1
+                forEachTwoBitGroup(quantsAt: 32) { i, q, shift in
+                    let low = (loadU8(p, 96 + i % 8) >> UInt8(4 * (i / 8))) & 0x0F
+                    let high = (loadU8(p, 104 + i % 4) >> UInt8(2 * (i / 4))) & 0x03
+                    let dl = dAll * Float(Int32(low | (high << 4)) - 32)
+                    // hmask[16 * (i % 2) + l], bit i / 2: set means no -4.
+                    let h = 16 * (i % 2), mask = UInt8(1) << UInt8(i / 2)
+                    let o = out + 16 * i
+                    for l in 0 ..< 16 {
+                        let low2 = Int32((loadU8(p, q + l) >> shift) & 3)
+                        let offset: Int32 = (loadU8(p, h + l) & mask) != 0 ? 0 : 4
+                        o[l] = dl * Float(low2 - offset)
                     }
                 }
             }
