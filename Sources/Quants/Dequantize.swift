@@ -1,10 +1,10 @@
 // Dequantization kernels, one conformance per block type.
 //
-// Each kernel walks `blocks` blocks of `typeSize` bytes from `s` and writes `blockSize` floats per
-// block to `d`. The buffers were validated by `withValidatedRow`, so every offset below stays
-// within the block being read. The float operations are those of ggml's `dequantize_row_*` in the
-// same order (for example Q4_1 is `q * d + m`, Q6_K is `(d * scale) * q`), which makes the
-// results bit-identical to gguf-py's numpy implementation.
+// Each kernel decodes one block of `typeSize` bytes at `p` into `blockSize` floats at `out`, called
+// for every block by `decodeEachBlock`. The buffers were validated by `withValidatedRow`, so every
+// offset below stays within the block being read. The float operations are those of ggml's
+// `dequantize_row_*` in the same order (for example Q4_1 is `q * d + m`, Q6_K is
+// `(d * scale) * q`), which makes the results bit-identical to gguf-py's numpy implementation.
 
 /// ggml's `kvalues_iq4nl`: the 16 non-linear levels of IQ4_NL and IQ4_XS, as floats (exact).
 let kvaluesIQ4NL = SIMD16<Float>(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
@@ -44,12 +44,9 @@ extension BlockQ4_0: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 18, out = y + b * 32
-                let d = loadHalf(p, 0)
-                decodeNibblePairs(p, at: 2, out) { q in Float(Int32(q) - 8) * d }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 0)
+            decodeNibblePairs(p, at: 2, out) { q in Float(Int32(q) - 8) * d }
         }
     }
 }
@@ -58,12 +55,9 @@ extension BlockQ4_1: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 20, out = y + b * 32
-                let d = loadHalf(p, 0), m = loadHalf(p, 2)
-                decodeNibblePairs(p, at: 4, out) { q in Float(q) * d + m }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 0), m = loadHalf(p, 2)
+            decodeNibblePairs(p, at: 4, out) { q in Float(q) * d + m }
         }
     }
 }
@@ -72,12 +66,9 @@ extension BlockQ5_0: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 22, out = y + b * 32
-                let d = loadHalf(p, 0)
-                decodeFiveBitLevels(p, highBitsAt: 2, nibblesAt: 6, out) { q in Float(Int32(q) - 16) * d }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 0)
+            decodeFiveBitLevels(p, highBitsAt: 2, nibblesAt: 6, out) { q in Float(Int32(q) - 16) * d }
         }
     }
 }
@@ -86,12 +77,9 @@ extension BlockQ5_1: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 24, out = y + b * 32
-                let d = loadHalf(p, 0), m = loadHalf(p, 2)
-                decodeFiveBitLevels(p, highBitsAt: 4, nibblesAt: 8, out) { q in Float(q) * d + m }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 0), m = loadHalf(p, 2)
+            decodeFiveBitLevels(p, highBitsAt: 4, nibblesAt: 8, out) { q in Float(q) * d + m }
         }
     }
 }
@@ -100,12 +88,9 @@ extension BlockQ8_0: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 34, out = y + b * 32
-                let d = loadHalf(p, 0)
-                for j in 0 ..< 32 { out[j] = Float(loadI8(p, 2 + j)) * d }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 0)
+            for j in 0 ..< 32 { out[j] = Float(loadI8(p, 2 + j)) * d }
         }
     }
 }
@@ -114,13 +99,10 @@ extension BlockIQ4_NL: QuantFormat {
     public static func dequantizeRow(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>)
         throws(QuantError)
     {
-        try withValidatedRow(type, src, dst) { s, y, blocks in
+        try decodeEachBlock(type, src, dst) { p, out in
             let kv = kvaluesIQ4NL
-            for b in 0 ..< blocks {
-                let p = s + b * 18, out = y + b * 32
-                let d = loadHalf(p, 0)
-                decodeNibblePairs(p, at: 2, out) { q in d * kv[Int(q)] }
-            }
+            let d = loadHalf(p, 0)
+            decodeNibblePairs(p, at: 2, out) { q in d * kv[Int(q)] }
         }
     }
 }
@@ -144,17 +126,14 @@ extension BlockQ2_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: scales[16] @0, qs[64] @16, d @80, dmin @82.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 84, out = y + b * 256
-                let d = loadHalf(p, 80), dmin = loadHalf(p, 82)
-                forEachTwoBitGroup(quantsAt: 16) { i, q, shift in
-                    let sc = loadU8(p, i)
-                    let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
-                    let o = out + 16 * i
-                    for l in 0 ..< 16 {
-                        o[l] = dl * Float((loadU8(p, q + l) >> shift) & 3) - ml
-                    }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 80), dmin = loadHalf(p, 82)
+            forEachTwoBitGroup(quantsAt: 16) { i, q, shift in
+                let sc = loadU8(p, i)
+                let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+                let o = out + 16 * i
+                for l in 0 ..< 16 {
+                    o[l] = dl * Float((loadU8(p, q + l) >> shift) & 3) - ml
                 }
             }
         }
@@ -166,22 +145,19 @@ extension BlockQ3_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: hmask[32] @0, qs[64] @32, scales[12] @96, d @108.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 110, out = y + b * 256
-                let dAll = loadHalf(p, 108)
-                forEachTwoBitGroup(quantsAt: 32) { i, q, shift in
-                    let low = (loadU8(p, 96 + i % 8) >> UInt8(4 * (i / 8))) & 0x0F
-                    let high = (loadU8(p, 104 + i % 4) >> UInt8(2 * (i / 4))) & 0x03
-                    let dl = dAll * Float(Int32(low | (high << 4)) - 32)
-                    // hmask[16 * (i % 2) + l], bit i / 2: set means no -4.
-                    let h = 16 * (i % 2), mask = UInt8(1) << UInt8(i / 2)
-                    let o = out + 16 * i
-                    for l in 0 ..< 16 {
-                        let low2 = Int32((loadU8(p, q + l) >> shift) & 3)
-                        let offset: Int32 = (loadU8(p, h + l) & mask) != 0 ? 0 : 4
-                        o[l] = dl * Float(low2 - offset)
-                    }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let dAll = loadHalf(p, 108)
+            forEachTwoBitGroup(quantsAt: 32) { i, q, shift in
+                let low = (loadU8(p, 96 + i % 8) >> UInt8(4 * (i / 8))) & 0x0F
+                let high = (loadU8(p, 104 + i % 4) >> UInt8(2 * (i / 4))) & 0x03
+                let dl = dAll * Float(Int32(low | (high << 4)) - 32)
+                // hmask[16 * (i % 2) + l], bit i / 2: set means no -4.
+                let h = 16 * (i % 2), mask = UInt8(1) << UInt8(i / 2)
+                let o = out + 16 * i
+                for l in 0 ..< 16 {
+                    let low2 = Int32((loadU8(p, q + l) >> shift) & 3)
+                    let offset: Int32 = (loadU8(p, h + l) & mask) != 0 ? 0 : 4
+                    o[l] = dl * Float(low2 - offset)
                 }
             }
         }
@@ -232,10 +208,8 @@ extension BlockQ4_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: d @0, dmin @2, scales[12] @4, qs[128] @16.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                decodeScaleMinK(s + b * 144, y + b * 256, quantsAt: 16, highBitsAt: nil)
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            decodeScaleMinK(p, out, quantsAt: 16, highBitsAt: nil)
         }
     }
 }
@@ -245,10 +219,8 @@ extension BlockQ5_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                decodeScaleMinK(s + b * 176, y + b * 256, quantsAt: 48, highBitsAt: 16)
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            decodeScaleMinK(p, out, quantsAt: 48, highBitsAt: 16)
         }
     }
 }
@@ -258,25 +230,22 @@ extension BlockQ6_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: ql[128] @0, qh[64] @128, scales[16] @192, d @208.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 210
-                let d = loadHalf(p, 208)
-                for half in 0 ..< 2 {
-                    let ql = 64 * half, qh = 128 + 32 * half, sc = 192 + 8 * half
-                    let out = y + b * 256 + 128 * half
-                    for l in 0 ..< 32 {
-                        let si = sc + l / 16
-                        let a = loadU8(p, ql + l), c = loadU8(p, ql + l + 32), h = loadU8(p, qh + l)
-                        let q1 = Int32((a & 0x0F) | ((h & 3) << 4)) - 32
-                        let q2 = Int32((c & 0x0F) | (((h >> 2) & 3) << 4)) - 32
-                        let q3 = Int32((a >> 4) | (((h >> 4) & 3) << 4)) - 32
-                        let q4 = Int32((c >> 4) | (((h >> 6) & 3) << 4)) - 32
-                        out[l] = d * Float(loadI8(p, si)) * Float(q1)
-                        out[l + 32] = d * Float(loadI8(p, si + 2)) * Float(q2)
-                        out[l + 64] = d * Float(loadI8(p, si + 4)) * Float(q3)
-                        out[l + 96] = d * Float(loadI8(p, si + 6)) * Float(q4)
-                    }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = loadHalf(p, 208)
+            for half in 0 ..< 2 {
+                let ql = 64 * half, qh = 128 + 32 * half, sc = 192 + 8 * half
+                let o = out + 128 * half
+                for l in 0 ..< 32 {
+                    let si = sc + l / 16
+                    let a = loadU8(p, ql + l), c = loadU8(p, ql + l + 32), h = loadU8(p, qh + l)
+                    let q1 = Int32((a & 0x0F) | ((h & 3) << 4)) - 32
+                    let q2 = Int32((c & 0x0F) | (((h >> 2) & 3) << 4)) - 32
+                    let q3 = Int32((a >> 4) | (((h >> 4) & 3) << 4)) - 32
+                    let q4 = Int32((c >> 4) | (((h >> 6) & 3) << 4)) - 32
+                    o[l] = d * Float(loadI8(p, si)) * Float(q1)
+                    o[l + 32] = d * Float(loadI8(p, si + 2)) * Float(q2)
+                    o[l + 64] = d * Float(loadI8(p, si + 4)) * Float(q3)
+                    o[l + 96] = d * Float(loadI8(p, si + 6)) * Float(q4)
                 }
             }
         }
@@ -288,12 +257,9 @@ extension BlockQ8_K: QuantFormat {
         throws(QuantError)
     {
         // Layout: d (float) @0, qs[256] @4, bsums[16] @260 (not needed to decode).
-        try withValidatedRow(type, src, dst) { s, y, blocks in
-            for b in 0 ..< blocks {
-                let p = s + b * 292, out = y + b * 256
-                let d = Float(bitPattern: loadU32(p, 0))
-                for j in 0 ..< 256 { out[j] = d * Float(loadI8(p, 4 + j)) }
-            }
+        try decodeEachBlock(type, src, dst) { p, out in
+            let d = Float(bitPattern: loadU32(p, 0))
+            for j in 0 ..< 256 { out[j] = d * Float(loadI8(p, 4 + j)) }
         }
     }
 }
@@ -303,23 +269,16 @@ extension BlockIQ4_XS: QuantFormat {
         throws(QuantError)
     {
         // Layout: d @0, scales_h @2, scales_l[4] @4, qs[128] @8.
-        try withValidatedRow(type, src, dst) { s, y, blocks in
+        try decodeEachBlock(type, src, dst) { p, out in
             let kv = kvaluesIQ4NL
-            for b in 0 ..< blocks {
-                let p = s + b * 136
-                let d = loadHalf(p, 0)
-                let scalesH = loadU16(p, 2)
-                for ib in 0 ..< 8 {
-                    let low = Int32((loadU8(p, 4 + ib / 2) >> UInt8(4 * (ib % 2))) & 0x0F)
-                    let high = Int32((scalesH >> UInt16(2 * ib)) & 3)
-                    let dl = d * Float((low | (high << 4)) - 32)
-                    let q = 8 + 16 * ib, out = y + b * 256 + 32 * ib
-                    for j in 0 ..< 16 {
-                        let v = Int(loadU8(p, q + j))
-                        out[j] = dl * kv[v & 0x0F]
-                        out[j + 16] = dl * kv[v >> 4]
-                    }
-                }
+            let d = loadHalf(p, 0)
+            let scalesH = loadU16(p, 2)
+            for ib in 0 ..< 8 {
+                let low = Int32((loadU8(p, 4 + ib / 2) >> UInt8(4 * (ib % 2))) & 0x0F)
+                let high = Int32((scalesH >> UInt16(2 * ib)) & 3)
+                let dl = d * Float((low | (high << 4)) - 32)
+                let q = 8 + 16 * ib, o = out + 32 * ib
+                decodeNibblePairs(p, at: q, o) { v in dl * kv[Int(v)] }
             }
         }
     }

@@ -1,8 +1,9 @@
 // Reference quantizers, following ggml's `quantize_row_*_ref` (the deterministic, importance-free
 // variants used when no imatrix is given), rewritten from their description in ggml-quants.c.
 //
-// Each kernel encodes `blocks` blocks of `blockSize` floats from `x` into `typeSize`-byte blocks at
-// `y`. Inputs were validated (whole blocks, all finite) by `withValidatedEncode`.
+// Each kernel encodes blocks of `blockSize` floats from `x` into `typeSize`-byte blocks at `y`, one
+// at a time when called by `encodeEachBlock`. Inputs were validated (whole blocks, all finite) by
+// `withValidatedEncode`.
 
 // MARK: - 32-element blocks
 
@@ -71,13 +72,10 @@ extension BlockQ4_0: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 32 * b, y = ys + 18 * b
-                let id = storeSymmetricScale(x, y, divisor: -8)
-                storeLevelPairs(x, y, at: 2) { v in
-                    UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32(v * id + 8.5))))
-                }
+        try encodeEachBlock(type, src, dst) { x, y in
+            let id = storeSymmetricScale(x, y, divisor: -8)
+            storeLevelPairs(x, y, at: 2) { v in
+                UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32(v * id + 8.5))))
             }
         }
     }
@@ -87,13 +85,10 @@ extension BlockQ4_1: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 32 * b, y = ys + 20 * b
-                let (lo, id) = storeRangeScale(x, y, maxLevel: 15)
-                storeLevelPairs(x, y, at: 4) { v in
-                    UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))))
-                }
+        try encodeEachBlock(type, src, dst) { x, y in
+            let (lo, id) = storeRangeScale(x, y, maxLevel: 15)
+            storeLevelPairs(x, y, at: 4) { v in
+                UInt8(bitPattern: min(15, Int8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))))
             }
         }
     }
@@ -103,13 +98,10 @@ extension BlockQ5_0: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 32 * b, y = ys + 22 * b
-                let id = storeSymmetricScale(x, y, divisor: -16)
-                storeFiveBitLevels(x, y, highBitsAt: 2, nibblesAt: 6) { v in
-                    UInt8(bitPattern: min(31, Int8(truncatingIfNeeded: truncatingInt32(v * id + 16.5))))
-                }
+        try encodeEachBlock(type, src, dst) { x, y in
+            let id = storeSymmetricScale(x, y, divisor: -16)
+            storeFiveBitLevels(x, y, highBitsAt: 2, nibblesAt: 6) { v in
+                UInt8(bitPattern: min(31, Int8(truncatingIfNeeded: truncatingInt32(v * id + 16.5))))
             }
         }
     }
@@ -119,14 +111,11 @@ extension BlockQ5_1: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 32 * b, y = ys + 24 * b
-                let (lo, id) = storeRangeScale(x, y, maxLevel: 31)
-                storeFiveBitLevels(x, y, highBitsAt: 4, nibblesAt: 8) { v in
-                    // ggml casts straight to uint8_t here (no clamp to 31).
-                    UInt8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))
-                }
+        try encodeEachBlock(type, src, dst) { x, y in
+            let (lo, id) = storeRangeScale(x, y, maxLevel: 31)
+            storeFiveBitLevels(x, y, highBitsAt: 4, nibblesAt: 8) { v in
+                // ggml casts straight to uint8_t here (no clamp to 31).
+                UInt8(truncatingIfNeeded: truncatingInt32((v - lo) * id + 0.5))
             }
         }
     }
@@ -136,19 +125,16 @@ extension BlockQ8_0: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 32 * b, y = ys + 34 * b
-                var amax: Float = 0
-                for j in 0 ..< 32 { amax = amax > abs(x[j]) ? amax : abs(x[j]) }
-                let d = amax / 127
-                let id: Float = d != 0 ? 1 / d : 0
-                storeHalf(y, 0, d)
-                for j in 0 ..< 32 {
-                    // roundf: half away from zero.
-                    let q = truncatingInt32((x[j] * id).rounded(.toNearestOrAwayFromZero))
-                    y.storeBytes(of: Int8(truncatingIfNeeded: q), toByteOffset: 2 + j, as: Int8.self)
-                }
+        try encodeEachBlock(type, src, dst) { x, y in
+            var amax: Float = 0
+            for j in 0 ..< 32 { amax = amax > abs(x[j]) ? amax : abs(x[j]) }
+            let d = amax / 127
+            let id: Float = d != 0 ? 1 / d : 0
+            storeHalf(y, 0, d)
+            for j in 0 ..< 32 {
+                // roundf: half away from zero.
+                let q = truncatingInt32((x[j] * id).rounded(.toNearestOrAwayFromZero))
+                y.storeBytes(of: Int8(truncatingIfNeeded: q), toByteOffset: 2 + j, as: Int8.self)
             }
         }
     }
@@ -487,32 +473,29 @@ extension BlockQ8_K: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
-        try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            for b in 0 ..< blocks {
-                let x = xs + 256 * b, y = ys + 292 * b
-                // d (float) @0, qs[256] @4, bsums[16] @260
-                var maxValue: Float = 0, amax: Float = 0
-                for j in 0 ..< 256 where abs(x[j]) > amax {
-                    amax = abs(x[j])
-                    maxValue = x[j]
-                }
-                if amax == 0 {
-                    // ggml leaves bsums untouched here; we zero the whole block.
-                    y.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
-                    continue
-                }
-                let iscale = -127 / maxValue
-                for j in 0 ..< 256 {
-                    let v = Int8(truncatingIfNeeded: min(127, nearestInt(iscale * x[j])))
-                    y.storeBytes(of: v, toByteOffset: 4 + j, as: Int8.self)
-                }
-                for j in 0 ..< 16 {
-                    var sum: Int16 = 0
-                    for i in 0 ..< 16 { sum &+= Int16(loadI8(y, 4 + 16 * j + i)) }
-                    y.storeBytes(of: sum.littleEndian, toByteOffset: 260 + 2 * j, as: Int16.self)
-                }
-                y.storeBytes(of: (1 / iscale).bitPattern.littleEndian, toByteOffset: 0, as: UInt32.self)
+        try encodeEachBlock(type, src, dst) { x, y in
+            // d (float) @0, qs[256] @4, bsums[16] @260
+            var maxValue: Float = 0, amax: Float = 0
+            for j in 0 ..< 256 where abs(x[j]) > amax {
+                amax = abs(x[j])
+                maxValue = x[j]
             }
+            if amax == 0 {
+                // ggml leaves bsums untouched here; we zero the whole block.
+                y.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
+                return
+            }
+            let iscale = -127 / maxValue
+            for j in 0 ..< 256 {
+                let v = Int8(truncatingIfNeeded: min(127, nearestInt(iscale * x[j])))
+                y.storeBytes(of: v, toByteOffset: 4 + j, as: Int8.self)
+            }
+            for j in 0 ..< 16 {
+                var sum: Int16 = 0
+                for i in 0 ..< 16 { sum &+= Int16(loadI8(y, 4 + 16 * j + i)) }
+                y.storeBytes(of: sum.littleEndian, toByteOffset: 260 + 2 * j, as: Int16.self)
+            }
+            y.storeBytes(of: (1 / iscale).bitPattern.littleEndian, toByteOffset: 0, as: UInt32.self)
         }
     }
 }
