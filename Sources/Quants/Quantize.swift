@@ -219,73 +219,91 @@ extension BlockQ2_K: QuantEncoder {
     }
 }
 
+/// The steps Q3_K and Q6_K share for each of `blocks` 256-element super-blocks of `typeSize`
+/// bytes: the levels `L` and scale of each of the 16 groups of 16 elements from `groupScale`, then
+/// `pack(x, y, L, scales, maxScale, maxAbsScale)`, where `maxScale` is the first scale of largest
+/// magnitude (with its sign) and `maxAbsScale` that magnitude.
+@inline(__always)
+private func quantizeGroupScaleBlocks(
+    _ xs: UnsafePointer<Float>, _ ys: UnsafeMutableRawPointer, _ blocks: Int, typeSize: Int,
+    groupScale: (UnsafePointer<Float>, UnsafeMutablePointer<Int8>) -> Float,
+    pack: (UnsafePointer<Float>, UnsafeMutableRawPointer, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>,
+           Float, Float) -> Void
+) {
+    withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { lBuf in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sBuf in
+            let L = lBuf.baseAddress!, scales = sBuf.baseAddress!
+            for b in 0 ..< blocks {
+                let x = xs + 256 * b, y = ys + typeSize * b
+                var maxScale: Float = 0, maxAbsScale: Float = 0
+                for j in 0 ..< 16 {
+                    let scale = groupScale(x + 16 * j, L + 16 * j)
+                    scales[j] = scale
+                    if abs(scale) > maxAbsScale {
+                        maxAbsScale = abs(scale)
+                        maxScale = scale
+                    }
+                }
+                pack(x, y, L, scales, maxScale, maxAbsScale)
+            }
+        }
+    }
+}
+
 extension BlockQ3_K: QuantEncoder {
     public static func quantizeRow(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer)
         throws(QuantError)
     {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { lBuf in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sBuf in
-                    let L = lBuf.baseAddress!, scales = sBuf.baseAddress!
-                    for b in 0 ..< blocks {
-                        let x = xs + 256 * b, y = ys + 110 * b
-                        // hmask[32] @0, qs[64] @32, scales[12] @96, d @108
-                        var maxScale: Float = 0, amax: Float = 0
-                        for j in 0 ..< 16 {
-                            scales[j] = makeQ3Quants(16, 4, x + 16 * j, L + 16 * j)
-                            let scale = abs(scales[j])
-                            if scale > amax {
-                                amax = scale
-                                maxScale = scales[j]
-                            }
-                        }
-                        for k in 0 ..< 12 { storeU8(y, 96 + k, 0) }
-                        if maxScale != 0 {
-                            let iscale = -32 / maxScale
-                            for j in 0 ..< 16 {
-                                let l8 = Int8(truncatingIfNeeded: nearestInt(iscale * scales[j]))
-                                var l = UInt8(truncatingIfNeeded: clamp(Int32(l8), -32, 31) + 32)
-                                if j < 8 {
-                                    storeU8(y, 96 + j, l & 0x0F)
-                                } else {
-                                    storeU8(y, 96 + j - 8, loadU8(y, 96 + j - 8) | ((l & 0x0F) << 4))
-                                }
-                                l >>= 4
-                                storeU8(y, 96 + 8 + j % 4, loadU8(y, 96 + 8 + j % 4) | (l << UInt8(2 * (j / 4))))
-                            }
-                            storeHalf(y, 108, 1 / iscale)
+            quantizeGroupScaleBlocks(xs, ys, blocks, typeSize: 110) { x, L in
+                makeQ3Quants(16, 4, x, L)
+            } pack: { x, y, L, scales, maxScale, _ in
+                // hmask[32] @0, qs[64] @32, scales[12] @96, d @108
+                for k in 0 ..< 12 { storeU8(y, 96 + k, 0) }
+                if maxScale != 0 {
+                    let iscale = -32 / maxScale
+                    for j in 0 ..< 16 {
+                        let l8 = Int8(truncatingIfNeeded: nearestInt(iscale * scales[j]))
+                        var l = UInt8(truncatingIfNeeded: clamp(Int32(l8), -32, 31) + 32)
+                        if j < 8 {
+                            storeU8(y, 96 + j, l & 0x0F)
                         } else {
-                            storeHalf(y, 108, 0)
+                            storeU8(y, 96 + j - 8, loadU8(y, 96 + j - 8) | ((l & 0x0F) << 4))
                         }
-                        let dAll = loadHalf(y, 108)
-                        for j in 0 ..< 16 {
-                            let low = j < 8 ? loadU8(y, 96 + j) & 0x0F : loadU8(y, 96 + j - 8) >> 4
-                            let high = (loadU8(y, 96 + 8 + j % 4) >> UInt8(2 * (j / 4))) & 3
-                            let sc = Int32(low | (high << 4)) - 32
-                            let d = dAll * Float(sc)
-                            if d == 0 { continue }
-                            for i in 0 ..< 16 {
-                                let l = clamp(nearestInt(x[16 * j + i] / d), -4, 3)
-                                L[16 * j + i] = Int8(truncatingIfNeeded: l + 4)
-                            }
-                        }
-                        for k in 0 ..< 32 { storeU8(y, k, 0) }
-                        var m = 0
-                        var hm: UInt8 = 1
-                        for j in 0 ..< 256 {
-                            if L[j] > 3 {
-                                storeU8(y, m, loadU8(y, m) | hm)
-                                L[j] -= 4
-                            }
-                            m += 1
-                            if m == 32 {
-                                m = 0
-                                hm <<= 1
-                            }
-                        }
-                        pack2Bit(L, y + 32)
+                        l >>= 4
+                        storeU8(y, 96 + 8 + j % 4, loadU8(y, 96 + 8 + j % 4) | (l << UInt8(2 * (j / 4))))
+                    }
+                    storeHalf(y, 108, 1 / iscale)
+                } else {
+                    storeHalf(y, 108, 0)
+                }
+                let dAll = loadHalf(y, 108)
+                for j in 0 ..< 16 {
+                    let low = j < 8 ? loadU8(y, 96 + j) & 0x0F : loadU8(y, 96 + j - 8) >> 4
+                    let high = (loadU8(y, 96 + 8 + j % 4) >> UInt8(2 * (j / 4))) & 3
+                    let sc = Int32(low | (high << 4)) - 32
+                    let d = dAll * Float(sc)
+                    if d == 0 { continue }
+                    for i in 0 ..< 16 {
+                        let l = clamp(nearestInt(x[16 * j + i] / d), -4, 3)
+                        L[16 * j + i] = Int8(truncatingIfNeeded: l + 4)
                     }
                 }
+                for k in 0 ..< 32 { storeU8(y, k, 0) }
+                var m = 0
+                var hm: UInt8 = 1
+                for j in 0 ..< 256 {
+                    if L[j] > 3 {
+                        storeU8(y, m, loadU8(y, m) | hm)
+                        L[j] -= 4
+                    }
+                    m += 1
+                    if m == 32 {
+                        m = 0
+                        hm <<= 1
+                    }
+                }
+                pack2Bit(L, y + 32)
             }
         }
     }
@@ -418,50 +436,37 @@ extension BlockQ6_K: QuantEncoder {
         throws(QuantError)
     {
         try withValidatedEncode(type, src, dst) { xs, ys, blocks in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { lBuf in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sBuf in
-                    let L = lBuf.baseAddress!, scales = sBuf.baseAddress!
-                    for b in 0 ..< blocks {
-                        let x = xs + 256 * b, y = ys + 210 * b
-                        // ql[128] @0, qh[64] @128, scales[16] @192, d @208
-                        var maxScale: Float = 0, maxAbsScale: Float = 0
-                        for ib in 0 ..< 16 {
-                            let scale = makeQXQuants(16, 32, x + 16 * ib, L + 16 * ib)
-                            scales[ib] = scale
-                            if abs(scale) > maxAbsScale {
-                                maxAbsScale = abs(scale)
-                                maxScale = scale
-                            }
-                        }
-                        if maxAbsScale < groupMaxEps {
-                            y.initializeMemory(as: UInt8.self, repeating: 0, count: 210)
-                            continue
-                        }
-                        let iscale = -128 / maxScale
-                        storeHalf(y, 208, 1 / iscale)
-                        for ib in 0 ..< 16 {
-                            let s = Int8(truncatingIfNeeded: min(127, nearestInt(iscale * scales[ib])))
-                            y.storeBytes(of: s, toByteOffset: 192 + ib, as: Int8.self)
-                        }
-                        let dAll = loadHalf(y, 208)
-                        for j in 0 ..< 16 {
-                            let d = dAll * Float(loadI8(y, 192 + j))
-                            if d == 0 { continue }
-                            for i in 0 ..< 16 {
-                                let l = clamp(nearestInt(x[16 * j + i] / d), -32, 31)
-                                L[16 * j + i] = Int8(truncatingIfNeeded: l + 32)
-                            }
-                        }
-                        for h in 0 ..< 2 {
-                            let j = 128 * h
-                            for l in 0 ..< 32 {
-                                let a = UInt8(bitPattern: L[j + l]), c = UInt8(bitPattern: L[j + l + 32])
-                                let e = UInt8(bitPattern: L[j + l + 64]), f = UInt8(bitPattern: L[j + l + 96])
-                                storeU8(y, 64 * h + l, (a & 0x0F) | ((e & 0x0F) << 4))
-                                storeU8(y, 64 * h + l + 32, (c & 0x0F) | ((f & 0x0F) << 4))
-                                storeU8(y, 128 + 32 * h + l, (a >> 4) | ((c >> 4) << 2) | ((e >> 4) << 4) | ((f >> 4) << 6))
-                            }
-                        }
+            quantizeGroupScaleBlocks(xs, ys, blocks, typeSize: 210) { x, L in
+                makeQXQuants(16, 32, x, L)
+            } pack: { x, y, L, scales, maxScale, maxAbsScale in
+                // ql[128] @0, qh[64] @128, scales[16] @192, d @208
+                if maxAbsScale < groupMaxEps {
+                    y.initializeMemory(as: UInt8.self, repeating: 0, count: 210)
+                    return
+                }
+                let iscale = -128 / maxScale
+                storeHalf(y, 208, 1 / iscale)
+                for ib in 0 ..< 16 {
+                    let s = Int8(truncatingIfNeeded: min(127, nearestInt(iscale * scales[ib])))
+                    y.storeBytes(of: s, toByteOffset: 192 + ib, as: Int8.self)
+                }
+                let dAll = loadHalf(y, 208)
+                for j in 0 ..< 16 {
+                    let d = dAll * Float(loadI8(y, 192 + j))
+                    if d == 0 { continue }
+                    for i in 0 ..< 16 {
+                        let l = clamp(nearestInt(x[16 * j + i] / d), -32, 31)
+                        L[16 * j + i] = Int8(truncatingIfNeeded: l + 32)
+                    }
+                }
+                for h in 0 ..< 2 {
+                    let j = 128 * h
+                    for l in 0 ..< 32 {
+                        let a = UInt8(bitPattern: L[j + l]), c = UInt8(bitPattern: L[j + l + 32])
+                        let e = UInt8(bitPattern: L[j + l + 64]), f = UInt8(bitPattern: L[j + l + 96])
+                        storeU8(y, 64 * h + l, (a & 0x0F) | ((e & 0x0F) << 4))
+                        storeU8(y, 64 * h + l + 32, (c & 0x0F) | ((f & 0x0F) << 4))
+                        storeU8(y, 128 + 32 * h + l, (a >> 4) | ((c >> 4) << 2) | ((e >> 4) << 4) | ((f >> 4) << 6))
                     }
                 }
             }
