@@ -106,6 +106,19 @@ func withValidatedRow(
     body(s, d, blocks)
 }
 
+/// Runs `body(block, out)` for each block of validated, non-empty buffers: `block` points at the
+/// block's `type.typeSize` bytes in `src`, `out` at its `type.blockSize` floats in `dst`.
+@inline(__always)
+func decodeEachBlock(
+    _ type: GGMLType, _ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableBufferPointer<Float>,
+    _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void
+) throws(QuantError) {
+    let typeSize = type.typeSize, blockSize = type.blockSize
+    try withValidatedRow(type, src, dst) { s, y, blocks in
+        for b in 0 ..< blocks { body(s + b * typeSize, y + b * blockSize) }
+    }
+}
+
 /// Runs `body(src, dst, blocks)` on validated, non-empty buffers, refusing non-finite input when
 /// `finiteOnly`.
 @inline(__always)
@@ -119,6 +132,19 @@ func withValidatedEncode(
         throw .nonFiniteInput(index: bad)
     }
     body(s, d, blocks)
+}
+
+/// Runs `body(x, block)` for each block of validated, non-empty, finite input: `x` points at the
+/// block's `type.blockSize` floats in `src`, `block` at its `type.typeSize` bytes in `dst`.
+@inline(__always)
+func encodeEachBlock(
+    _ type: GGMLType, _ src: UnsafeBufferPointer<Float>, _ dst: UnsafeMutableRawBufferPointer,
+    _ body: (UnsafePointer<Float>, UnsafeMutableRawPointer) -> Void
+) throws(QuantError) {
+    let typeSize = type.typeSize, blockSize = type.blockSize
+    try withValidatedEncode(type, src, dst) { xs, ys, blocks in
+        for b in 0 ..< blocks { body(xs + b * blockSize, ys + b * typeSize) }
+    }
 }
 
 // MARK: - Little-endian field access (raw pointer code, bounds guaranteed by the callers' block loops)

@@ -32,9 +32,11 @@ func truncatingInt32(_ f: Float) -> Int32 {
 @inline(__always)
 func clamp(_ v: Int32, _ lo: Int32, _ hi: Int32) -> Int32 { max(lo, min(hi, v)) }
 
-/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)`: a symmetric scale for the group with
-/// weights `x[i]^2`, trying 18 perturbed inverse scales. Writes `L[i]` in `0 ..< 2 * nmax`.
-func makeQXQuants(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>) -> Float {
+/// The first value of largest magnitude in `x[0 ..< n]` (with its sign), the step that opens
+/// ggml's `make_qx_quants` and `make_q3_quants`; nil, with `L[0 ..< n]` set to 0, when that
+/// magnitude is below `groupMaxEps` (the group is all zeros).
+@inline(__always)
+func signedMaxOrZeroLevels(_ n: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>) -> Float? {
     var maxValue: Float = 0, amax: Float = 0
     for i in 0 ..< n {
         let ax = abs(x[i])
@@ -42,8 +44,15 @@ func makeQXQuants(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: Unsaf
     }
     if amax < groupMaxEps {
         for i in 0 ..< n { L[i] = 0 }
-        return 0
+        return nil
     }
+    return maxValue
+}
+
+/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)`: a symmetric scale for the group with
+/// weights `x[i]^2`, trying 18 perturbed inverse scales. Writes `L[i]` in `0 ..< 2 * nmax`.
+func makeQXQuants(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>) -> Float {
+    guard let maxValue = signedMaxOrZeroLevels(n, x, L) else { return 0 }
     let fnmax = Float(nmax)
     var iscale = Float(-nmax) / maxValue
     var sumlx: Float = 0, suml2: Float = 0
@@ -80,15 +89,7 @@ func makeQXQuants(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: Unsaf
 /// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: a symmetric scale refined by up to five
 /// passes of per-element coordinate descent. Writes `L[i]` in `0 ..< 2 * nmax`.
 func makeQ3Quants(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>) -> Float {
-    var maxValue: Float = 0, amax: Float = 0
-    for i in 0 ..< n {
-        let ax = abs(x[i])
-        if ax > amax { amax = ax; maxValue = x[i] }
-    }
-    if amax < groupMaxEps {
-        for i in 0 ..< n { L[i] = 0 }
-        return 0
-    }
+    guard let maxValue = signedMaxOrZeroLevels(n, x, L) else { return 0 }
     let iscale = Float(-nmax) / maxValue
     var sumlx: Float = 0, suml2: Float = 0
     for i in 0 ..< n {

@@ -11,27 +11,15 @@ public enum Quantization {
     /// The types `quantize` accepts, in id order.
     public static let quantizableTypes: [GGMLType] = GGMLType.allCases.filter { encoder(for: $0) != nil }
 
-    /// The decoder of `type`, or nil when it is not supported.
+    /// The decoder of `type`: a scalar format, or the block layout of `type` when it decodes; nil
+    /// when it is not supported.
     public static func format(for type: GGMLType) -> (any QuantFormat.Type)? {
         switch type {
         case .f32: ScalarFormat.F32.self
         case .f16: ScalarFormat.F16.self
         case .bf16: ScalarFormat.BF16.self
         case .f64: ScalarFormat.F64.self
-        case .q4_0: BlockQ4_0.self
-        case .q4_1: BlockQ4_1.self
-        case .q5_0: BlockQ5_0.self
-        case .q5_1: BlockQ5_1.self
-        case .q8_0: BlockQ8_0.self
-        case .q2_K: BlockQ2_K.self
-        case .q3_K: BlockQ3_K.self
-        case .q4_K: BlockQ4_K.self
-        case .q5_K: BlockQ5_K.self
-        case .q6_K: BlockQ6_K.self
-        case .q8_K: BlockQ8_K.self
-        case .iq4_NL: BlockIQ4_NL.self
-        case .iq4_XS: BlockIQ4_XS.self
-        default: nil
+        default: type.blockLayout as? any QuantFormat.Type
         }
     }
 

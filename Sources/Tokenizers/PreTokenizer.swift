@@ -213,6 +213,23 @@ private struct SegmentScanner {
         !f.isDisjoint(with: [.whitespace, .letter, .number])
     }
 
+    /// The alternatives that end both GPT-2-style patterns, tried in order at `pos`, where a run of
+    /// `spaces` whitespace codepoints starts: `\s+(?!\S)` (the run but its last codepoint, when
+    /// more text follows), `\s+`, then any single codepoint. Cuts the match; returns its end.
+    @inline(__always)
+    mutating func cutSpacesOrOne(at pos: Int, spaces: Int, into out: inout [Int]) -> Int {
+        let matchEnd: Int
+        if spaces > 1 && value(pos + spaces) != outOfRange {
+            matchEnd = pos + spaces - 1
+        } else if spaces > 0 {
+            matchEnd = pos + spaces
+        } else {
+            matchEnd = pos + 1
+        }
+        cut(at: matchEnd, into: &out)
+        return matchEnd
+    }
+
     mutating func gpt2(into out: inout [Int]) {
         let space: UInt32 = 0x20
         var pos = start
@@ -259,20 +276,7 @@ private struct SegmentScanner {
             }
             var spaces = 0
             while flags(pos + spaces).contains(.whitespace) { spaces += 1 }
-            // \s+(?!\S)
-            if spaces > 1 && value(pos + spaces) != outOfRange {
-                pos += spaces - 1
-                cut(at: pos, into: &out)
-                continue
-            }
-            // \s+
-            if spaces > 0 {
-                pos += spaces
-                cut(at: pos, into: &out)
-                continue
-            }
-            pos += 1
-            cut(at: pos, into: &out)
+            pos = cutSpacesOrOne(at: pos, spaces: spaces, into: &out)
         }
     }
 
@@ -345,20 +349,7 @@ private struct SegmentScanner {
                 cut(at: pos, into: &out)
                 continue
             }
-            // \s+(?!\S)
-            if spaces > 1 && value(pos + spaces) != outOfRange {
-                pos += spaces - 1
-                cut(at: pos, into: &out)
-                continue
-            }
-            // \s+
-            if spaces > 0 {
-                pos += spaces
-                cut(at: pos, into: &out)
-                continue
-            }
-            pos += 1
-            cut(at: pos, into: &out)
+            pos = cutSpacesOrOne(at: pos, spaces: spaces, into: &out)
         }
     }
 
