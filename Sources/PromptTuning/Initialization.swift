@@ -109,7 +109,3 @@ extension PromptInitialization {
         return max(0, s2 / n - (s / n) * (s / n)).squareRoot()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
