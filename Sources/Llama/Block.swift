@@ -46,7 +46,8 @@ struct BlockBuffers {
     var xMid: UnsafeMutablePointer<Float>?    // (N, C) after the attention residual
     var rstd2: UnsafeMutablePointer<Float>?   // (N)
 
-    /// Floats of scratch the attention of `layout` needs.
+    /// Floats of scratch the attention of `layout` needs with `heads` tasks per segment (query heads for the
+    /// forward, key/value heads for the backward).
     static func scratchFloats(_ layout: BatchLayout, heads: Int) -> Int { layout.segments.count * heads * layout.maxVisible }
 }
 

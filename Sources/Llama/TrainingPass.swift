@@ -101,7 +101,7 @@ extension PromptGradient {
         let wAtt = work.take(N * HD)        // (N, H·D) attention output; in the backward its gradient
         let wProj = work.take(N * C)        // (N, C) projection output
         let wAct = work.take(N * F)         // (N, F) silu(gate) ⊙ up; in the backward its gradient
-        let wScratch = work.take(layout.segments.count * max(H, Hkv) * layout.maxVisible)  // one score row per attention task
+        let wScratch = work.take(BlockBuffers.scratchFloats(layout, heads: max(H, Hkv)))  // one score row per attention task
         let wXSel = work.take(R * C)        // (R, C) final rows at the targets
         let wRstdF = work.take(R)           // (R)
         let wHF = work.take(R * C)          // (R, C) output-normed; in the backward its gradient
